@@ -1,0 +1,1 @@
+"""mensajero: multi-channel messaging backend."""

@@ -1,0 +1,108 @@
+"""One typed settings object for the whole process (env prefix ``MENSAJERO_``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RunMode(StrEnum):
+    EMBEDDED = "embedded"
+    PRODUCTION = "production"
+
+
+class SmsProviderName(StrEnum):
+    SANDBOX = "sandbox"
+    TWILIO = "twilio"
+
+
+class EmailProviderName(StrEnum):
+    SANDBOX = "sandbox"
+    RESEND = "resend"
+
+
+class WhatsAppProviderName(StrEnum):
+    SANDBOX = "sandbox"
+    EVOLUTION = "evolution"
+
+
+DEFAULT_SQLITE_PATH = Path("mensajero.db")
+MEMORY_REDIS_URL = "memory://"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MENSAJERO_", env_file=".env", extra="ignore")
+
+    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"
+    redis_url: str = MEMORY_REDIS_URL
+    database_echo: bool = False
+    database_pool_size: int = 10
+
+    # Worker tuning.
+    worker_concurrency: int = 64
+    dispatch_batch_size: int = 500
+    queue_name: str = "mensajero:queue"
+
+    # Pricing, in credits. One SMS segment costs ``price_sms_segment``.
+    price_sms_segment: int = 1
+    price_whatsapp_message: int = 1
+    price_email_message: int = 1
+
+    # The terms version members must have accepted to send.
+    terms_version: str = "2026-01"
+
+    # Providers: sandbox by default so the embedded mode needs nothing external.
+    sms_provider: SmsProviderName = SmsProviderName.SANDBOX
+    email_provider: EmailProviderName = EmailProviderName.SANDBOX
+    whatsapp_provider: WhatsAppProviderName = WhatsAppProviderName.SANDBOX
+
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from_number: str = ""
+    twilio_status_callback_url: str = ""
+
+    resend_base_url: str = "https://api.resend.com"
+    resend_api_key: SecretStr = SecretStr("")
+    resend_webhook_secret: SecretStr = SecretStr("")
+    resend_from_email: str = "mensajero@example.com"
+
+    evolution_base_url: str = "http://localhost:8080"
+    evolution_api_key: SecretStr = SecretStr("")
+    evolution_instance: str = "mensajero"
+
+    # Sandbox behaviour (seconds between simulated transitions; failure rate 0..1).
+    sandbox_delay_seconds: float = 0.5
+    sandbox_failure_rate: float = 0.0
+
+    # Public URL of this server, used to build provider callback URLs.
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # GraphQL query limits.
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 2000
+    graphql_max_page_size: int = 100
+
+    api_key_environment: str = Field(default="live", pattern="^(live|test)$")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_memory_redis(self) -> bool:
+        return self.redis_url.startswith("memory://")
+
+    @property
+    def mode(self) -> RunMode:
+        return RunMode.EMBEDDED if self.uses_memory_redis else RunMode.PRODUCTION
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
