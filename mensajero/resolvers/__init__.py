@@ -1,0 +1,1 @@
+"""Thin GraphQL resolvers per domain: authorize, call one service, shape the answer."""

@@ -1,0 +1,1 @@
+"""Strawberry types, inputs and enums; ``schema.py`` assembles the schema."""

@@ -1,0 +1,54 @@
+"""What every resolver receives as ``info.context``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+
+from mensajero.services.auth import Principal
+from mensajero.services.errors import Unauthenticated
+
+
+@dataclass
+class Context:
+    request: Request | WebSocket
+    sessionmaker: async_sessionmaker[AsyncSession]
+    principal_or_none: Principal | None
+    # Per-request DataLoaders, keyed by name, created on first use.
+    loaders: dict[str, Any] = field(default_factory=dict)
+    _session: AsyncSession | None = None
+
+    @property
+    def principal(self) -> Principal:
+        if self.principal_or_none is None:
+            raise Unauthenticated("missing or invalid API key")
+        return self.principal_or_none
+
+    async def session(self) -> AsyncSession:
+        """The request's read session, opened on first use and closed by the view."""
+        if self._session is None:
+            self._session = self.sessionmaker()
+        return self._session
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """A mutation's transaction: committed when the block ends, rolled back on error."""
+        session = await self.session()
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

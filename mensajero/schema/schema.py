@@ -1,0 +1,31 @@
+"""The schema: one Query/Mutation class per domain, combined here."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+
+from mensajero.resolvers.organization import OrganizationQuery
+from mensajero.schema.errors import graphql_error
+from mensajero.services.errors import DomainError
+
+
+@strawberry.type
+class Query(OrganizationQuery):
+    pass
+
+
+class MensajeroSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:  # type: ignore[no-untyped-def, override]
+        # Domain errors raised in resolvers carry their code to the caller.
+        for index, error in enumerate(errors):
+            original = error.original_error
+            if isinstance(original, DomainError):
+                translated = graphql_error(original)
+                error.message = translated.message
+                error.extensions = translated.extensions
+                errors[index] = error
+        super().process_errors(errors, execution_context)
+
+
+schema = MensajeroSchema(query=Query)

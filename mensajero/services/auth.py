@@ -1,0 +1,152 @@
+"""API keys and the authenticated caller (SPEC section 5)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mensajero.models import ApiKeyScope, utcnow
+from mensajero.repositories import organization as organization_repository
+from mensajero.services.errors import Forbidden, TermsNotAccepted, Unauthenticated
+
+KEY_PREFIX_LENGTH = 12
+# last_used_at is written at most this often per key, so a busy key does not
+# turn every read request into a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Compared against when the prefix is unknown, so both paths take the same time.
+_DUMMY_HASH = hashlib.sha256(b"mensajero-dummy").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedKey:
+    prefix: str
+    secret_hash: str
+    plaintext: str
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: every read and write is scoped to ``organization_id``."""
+
+    organization_id: uuid.UUID
+    member_id: uuid.UUID
+    api_key_id: uuid.UUID
+    scopes: frozenset[str]
+    terms_accepted: bool
+
+    def require_scope(self, scope: ApiKeyScope) -> None:
+        if scope not in self.scopes and ApiKeyScope.ADMIN not in self.scopes:
+            raise Forbidden(f"this API key lacks the '{scope}' scope", scope=str(scope))
+
+    def require_terms(self) -> None:
+        if not self.terms_accepted:
+            raise TermsNotAccepted(
+                "the member has not accepted the organization's current terms"
+            )
+
+
+def hash_secret(secret: str) -> str:
+    # The secret is 256 random bits: a fast hash is enough (as GitHub and
+    # Stripe tokens), and it keeps authentication off the CPU budget.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def generate_api_key(environment: str = "live") -> GeneratedKey:
+    prefix = secrets.token_hex(KEY_PREFIX_LENGTH // 2)
+    secret = secrets.token_urlsafe(32)
+    return GeneratedKey(
+        prefix=prefix,
+        secret_hash=hash_secret(secret),
+        plaintext=f"mk_{environment}_{prefix}.{secret}",
+    )
+
+
+def parse_api_key(raw: str) -> tuple[str, str] | None:
+    """Split ``mk_<env>_<prefix>.<secret>`` into prefix and secret, or None if malformed."""
+    if not raw.startswith("mk_"):
+        return None
+    head, dot, secret = raw.partition(".")
+    if not dot or not secret:
+        return None
+    parts = head.split("_")
+    if len(parts) != 3 or parts[1] not in ("live", "test") or len(parts[2]) != KEY_PREFIX_LENGTH:
+        return None
+    return parts[2], secret
+
+
+def extract_api_key(headers: Mapping[str, str]) -> str | None:
+    """The key from any of the three header styles the seeds use.
+
+    ``headers`` must be case-insensitive (Starlette's Headers) or lower-cased.
+    """
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    for name in ("x-api-key", "api-key"):
+        value = headers.get(name)
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
+def extract_api_key_from_payload(payload: Mapping[str, object] | None) -> str | None:
+    """The key from a websocket ``connection_init`` payload, under any header name."""
+    if not payload:
+        return None
+    lowered = {str(k).lower(): v for k, v in payload.items() if isinstance(v, str)}
+    headers = payload.get("headers")
+    if isinstance(headers, Mapping):
+        lowered.update({str(k).lower(): v for k, v in headers.items() if isinstance(v, str)})
+    return extract_api_key(lowered)
+
+
+async def authenticate(
+    session: AsyncSession, raw_key: str | None, *, now: datetime | None = None
+) -> Principal:
+    if not raw_key:
+        raise Unauthenticated("missing API key")
+    parsed = parse_api_key(raw_key)
+    if parsed is None:
+        hmac.compare_digest(_DUMMY_HASH, hash_secret(raw_key))
+        raise Unauthenticated("invalid API key")
+    prefix, secret = parsed
+    found = await organization_repository.get_api_key_with_owner(session, prefix)
+    presented_hash = hash_secret(secret)
+    stored_hash = found[0].secret_hash if found else _DUMMY_HASH
+    if not hmac.compare_digest(presented_hash, stored_hash) or found is None:
+        raise Unauthenticated("invalid API key")
+    api_key, member, organization = found
+    now = now or utcnow()
+    if api_key.revoked_at is not None:
+        raise Unauthenticated("API key revoked")
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        raise Unauthenticated("API key expired")
+    if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
+        await organization_repository.touch_api_key(session, api_key.id, now)
+    return Principal(
+        organization_id=organization.id,
+        member_id=member.id,
+        api_key_id=api_key.id,
+        scopes=frozenset(api_key.scopes),
+        terms_accepted=member.terms_accepted_version == organization.terms_version,
+    )
+
+
+def normalize_scopes(scopes: Iterable[str]) -> list[str]:
+    valid = {scope.value for scope in ApiKeyScope}
+    result = sorted({scope.lower() for scope in scopes})
+    unknown = [scope for scope in result if scope not in valid]
+    if unknown:
+        from mensajero.services.errors import InvalidInput
+
+        raise InvalidInput(f"unknown scopes: {', '.join(unknown)}", field="scopes")
+    return result
