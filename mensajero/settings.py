@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     database_echo: bool = False
     database_pool_size: int = 10
 
+    # None means "decide from the mode": the embedded server (SQLite, in-process
+    # Redis) migrates its database on start and runs the arq worker inside the
+    # API process, since nothing outside the process can reach its queue.
+    auto_migrate: bool | None = None
+    embedded_worker: bool | None = None
+
     # Worker tuning.
     worker_concurrency: int = 64
     dispatch_batch_size: int = 500
@@ -97,6 +103,16 @@ class Settings(BaseSettings):
     @property
     def uses_memory_redis(self) -> bool:
         return self.redis_url.startswith("memory://")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def should_run_embedded_worker(self) -> bool:
+        if self.embedded_worker is None:
+            return self.uses_memory_redis
+        return self.embedded_worker
 
     @property
     def mode(self) -> RunMode:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.types import Info
 
-from mensajero.models import Member
+from mensajero.models import ApiKeyScope, Member
 from mensajero.repositories.organization import get_organization
+from mensajero.schema.common import InvalidInputError, NotFoundError
 from mensajero.schema.context import Context
-from mensajero.schema.organization import MemberType, OrganizationType, ViewerType
-from mensajero.services.errors import Unauthenticated
+from mensajero.schema.organization import ApiKeyType, MemberType, OrganizationType, ViewerType
+from mensajero.schema.relay import parse_id
+from mensajero.services import organization as organization_service
+from mensajero.services.errors import InvalidInput, NotFound, Unauthenticated
 
 
 @strawberry.type
@@ -17,9 +22,9 @@ class OrganizationQuery:
     @strawberry.field(description="The caller: its organization and member.")
     async def viewer(self, info: Info[Context, None]) -> ViewerType:
         principal = info.context.principal
-        session = await info.context.session()
-        organization = await get_organization(session, principal.organization_id)
-        member = await session.get(Member, principal.member_id)
+        async with info.context.read() as session:
+            organization = await get_organization(session, principal.organization_id)
+            member = await session.get(Member, principal.member_id)
         if organization is None or member is None:
             raise Unauthenticated("the API key's organization no longer exists")
         return ViewerType(
@@ -27,3 +32,89 @@ class OrganizationQuery:
             member=MemberType.from_model(member, organization),
             scopes=sorted(principal.scopes),
         )
+
+
+@strawberry.type
+class CreateApiKeyPayload:
+    api_key: ApiKeyType
+    plaintext_key: str = strawberry.field(
+        description="The key itself, `mk_live_<prefix>.<secret>`; shown only in this answer."
+    )
+
+
+@strawberry.type
+class RevokeApiKeyPayload:
+    api_key: ApiKeyType
+
+
+@strawberry.type
+class AcceptTermsPayload:
+    member: MemberType
+
+
+CreateApiKeyResult = Annotated[
+    CreateApiKeyPayload | InvalidInputError, strawberry.union("CreateApiKeyResult")
+]
+RevokeApiKeyResult = Annotated[
+    RevokeApiKeyPayload | NotFoundError, strawberry.union("RevokeApiKeyResult")
+]
+AcceptTermsResult = Annotated[
+    AcceptTermsPayload | InvalidInputError, strawberry.union("AcceptTermsResult")
+]
+
+
+@strawberry.type
+class OrganizationMutation:
+    @strawberry.mutation(description="Create an API key for the calling member (admin scope).")
+    async def create_api_key(
+        self, info: Info[Context, None], name: str, scopes: list[str] | None = None
+    ) -> CreateApiKeyResult:
+        principal = info.context.principal
+        principal.require_scope(ApiKeyScope.ADMIN)
+        try:
+            async with info.context.unit_of_work() as session:
+                api_key, plaintext = await organization_service.create_api_key(
+                    session,
+                    organization_id=principal.organization_id,
+                    member_id=principal.member_id,
+                    name=name,
+                    scopes=scopes or [],
+                )
+        except InvalidInput as error:
+            return InvalidInputError.from_error(error)
+        return CreateApiKeyPayload(api_key=ApiKeyType.from_model(api_key), plaintext_key=plaintext)
+
+    @strawberry.mutation(description="Revoke an API key of the organization (admin scope).")
+    async def revoke_api_key(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> RevokeApiKeyResult:
+        principal = info.context.principal
+        principal.require_scope(ApiKeyScope.ADMIN)
+        api_key_id = parse_id(id, type_name="ApiKey")
+        if api_key_id is None:
+            return NotFoundError(code="NOT_FOUND", message="API key not found")
+        try:
+            async with info.context.unit_of_work() as session:
+                api_key = await organization_service.revoke_api_key(
+                    session, organization_id=principal.organization_id, api_key_id=api_key_id
+                )
+        except NotFound as error:
+            return NotFoundError.from_error(error)
+        return RevokeApiKeyPayload(api_key=ApiKeyType.from_model(api_key))
+
+    @strawberry.mutation(description="Accept the organization's current terms of service.")
+    async def accept_terms(self, info: Info[Context, None], version: str) -> AcceptTermsResult:
+        principal = info.context.principal
+        try:
+            async with info.context.unit_of_work() as session:
+                member = await organization_service.accept_terms(
+                    session,
+                    organization_id=principal.organization_id,
+                    member_id=principal.member_id,
+                    version=version,
+                )
+                organization = await get_organization(session, principal.organization_id)
+        except InvalidInput as error:
+            return InvalidInputError.from_error(error)
+        assert organization is not None
+        return AcceptTermsPayload(member=MemberType.from_model(member, organization))

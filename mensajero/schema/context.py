@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ class Context:
     # Per-request DataLoaders, keyed by name, created on first use.
     loaders: dict[str, Any] = field(default_factory=dict)
     _session: AsyncSession | None = None
+    # GraphQL resolves sibling fields concurrently, but an AsyncSession allows
+    # one operation at a time: every use of the request's session takes turns.
+    _session_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def principal(self) -> Principal:
@@ -30,23 +34,29 @@ class Context:
             raise Unauthenticated("missing or invalid API key")
         return self.principal_or_none
 
-    async def session(self) -> AsyncSession:
-        """The request's read session, opened on first use and closed by the view."""
+    def _get_session(self) -> AsyncSession:
         if self._session is None:
             self._session = self.sessionmaker()
         return self._session
 
     @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """The request's session for reads, opened on first use and closed by the view."""
+        async with self._session_lock:
+            yield self._get_session()
+
+    @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
         """A mutation's transaction: committed when the block ends, rolled back on error."""
-        session = await self.session()
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+        async with self._session_lock:
+            session = self._get_session()
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            else:
+                await session.commit()
 
     async def close(self) -> None:
         if self._session is not None:

@@ -5,10 +5,15 @@ from __future__ import annotations
 from uuid import UUID
 from datetime import datetime
 
+from collections.abc import Iterable
+from typing import Any
+
 import strawberry
 from strawberry import relay
+from strawberry.types import Info
 
 from mensajero.models import ApiKey, Member, Organization
+from mensajero.schema.relay import resolve_scoped_nodes
 
 
 @strawberry.type(name="Organization")
@@ -31,6 +36,14 @@ class OrganizationType(relay.Node):
             credit_balance=organization.credit_balance,
             terms_version=organization.terms_version,
             created_at=organization.created_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Any, Any], node_ids: Iterable[str], required: bool = False
+    ) -> list[OrganizationType | None]:
+        return await resolve_scoped_nodes(
+            info, Organization, node_ids, cls.from_model, required=required
         )
 
 
@@ -59,6 +72,24 @@ class MemberType(relay.Node):
             == organization.terms_version,
         )
 
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Any, Any], node_ids: Iterable[str], required: bool = False
+    ) -> list[MemberType | None]:
+        from mensajero.repositories.organization import get_organization
+
+        async with info.context.read() as session:
+            organization = await get_organization(
+                session, info.context.principal.organization_id
+            )
+        return await resolve_scoped_nodes(
+            info,
+            Member,
+            node_ids,
+            lambda member: cls.from_model(member, organization),
+            required=required,
+        )
+
 
 @strawberry.type(name="ApiKey")
 class ApiKeyType(relay.Node):
@@ -83,6 +114,12 @@ class ApiKeyType(relay.Node):
             last_used_at=api_key.last_used_at,
             revoked_at=api_key.revoked_at,
         )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Any, Any], node_ids: Iterable[str], required: bool = False
+    ) -> list[ApiKeyType | None]:
+        return await resolve_scoped_nodes(info, ApiKey, node_ids, cls.from_model, required=required)
 
 
 @strawberry.type(name="Viewer")

@@ -5,13 +5,23 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 
-from mensajero.resolvers.organization import OrganizationQuery
+from strawberry import relay
+
+from mensajero.resolvers.organization import OrganizationMutation, OrganizationQuery
 from mensajero.schema.errors import graphql_error
 from mensajero.services.errors import DomainError
 
 
 @strawberry.type
 class Query(OrganizationQuery):
+    node: relay.Node | None = relay.node(
+        description="Any object by its global id; another organization's ids answer null."
+    )
+    nodes: list[relay.Node | None] = relay.node()
+
+
+@strawberry.type
+class Mutation(OrganizationMutation):
     pass
 
 
@@ -28,4 +38,4 @@ class MensajeroSchema(strawberry.Schema):
         super().process_errors(errors, execution_context)
 
 
-schema = MensajeroSchema(query=Query)
+schema = MensajeroSchema(query=Query, mutation=Mutation)

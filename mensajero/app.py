@@ -1,0 +1,116 @@
+"""The Starlette application: GraphQL, REST shim, provider webhooks, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from mensajero.db import create_engine, create_sessionmaker
+from mensajero.metrics import MetricsMiddleware, metrics_endpoint
+from mensajero.redis import create_redis
+from mensajero.schema.view import create_graphql_endpoint
+from mensajero.settings import Settings, get_settings
+from mensajero.workers import build_worker, count_live_workers
+
+logger = logging.getLogger("mensajero")
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+async def healthz(_request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when both the database and Redis answer; reports live workers too."""
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            async with request.app.state.engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as error:  # any failure means not ready; say which
+        ready = False
+        checks["database"] = f"error: {type(error).__name__}"
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            await request.app.state.redis.ping()
+            checks["workers"] = await count_live_workers(request.app.state.redis)
+        checks["redis"] = "ok"
+    except Exception as error:
+        ready = False
+        checks["redis"] = f"error: {type(error).__name__}"
+    checks["status"] = "ready" if ready else "unavailable"
+    return JSONResponse(checks, status_code=200 if ready else 503)
+
+
+def build_routes() -> list[BaseRoute]:
+    graphql = create_graphql_endpoint()
+    return [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+    ]
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if settings.should_auto_migrate:
+        from mensajero.migrate import upgrade_database_async
+
+        await upgrade_database_async(settings.database_url)
+    engine = create_engine(
+        settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size
+    )
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.redis = await create_redis(settings.redis_url)
+    worker_task: asyncio.Task[None] | None = None
+    worker = None
+    if settings.should_run_embedded_worker:
+        # The worker gets a client of its own: arq closes its pool on shutdown,
+        # which must not cut the API's connections (pub/sub listeners).
+        worker = build_worker(
+            settings,
+            await create_redis(settings.redis_url),
+            shared_context={"engine": engine, "sessionmaker": app.state.sessionmaker},
+            handle_signals=False,
+        )
+        worker_task = asyncio.create_task(worker.async_run(), name="embedded-arq-worker")
+        logger.info("embedded arq worker started")
+    try:
+        yield
+    finally:
+        if worker is not None and worker_task is not None:
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker_task
+            await worker.close()
+        await app.state.redis.aclose()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    app = Starlette(
+        routes=build_routes(),
+        middleware=[Middleware(MetricsMiddleware)],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    return app

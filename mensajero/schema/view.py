@@ -1,0 +1,91 @@
+"""The GraphQL endpoint: authentication, context, and the request's session lifetime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from mensajero.db import transaction
+from mensajero.schema.context import Context
+from mensajero.services.auth import authenticate, extract_api_key
+from mensajero.services.errors import Unauthenticated
+
+
+class MensajeroGraphQL(GraphQL[Context, None]):
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        state = request.scope.setdefault("state", {})
+        context = Context(
+            request=request,
+            sessionmaker=request.app.state.sessionmaker,
+            principal_or_none=state.get("principal"),
+        )
+        state["graphql_context"] = context
+        return context
+
+
+def _wants_graphql_ide(scope: Scope) -> bool:
+    if scope["method"] != "GET":
+        return False
+    headers = dict(scope["headers"])
+    accept = headers.get(b"accept", b"").decode("latin-1")
+    query_string = scope.get("query_string", b"")
+    return "text/html" in accept and b"query=" not in query_string
+
+
+def _unauthenticated(message: str) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
+    return Response(
+        orjson.dumps(body),
+        status_code=401,
+        media_type="application/json",
+        headers={"WWW-Authenticate": 'Bearer realm="mensajero"'},
+    )
+
+
+class GraphQLEndpoint:
+    """Authenticates HTTP operations before Strawberry sees them.
+
+    A request without a valid key gets 401 and never reaches the executor; the
+    GraphiQL page itself is served without a key (the key is typed into its
+    headers pane). Websockets authenticate in ``connection_init``.
+    """
+
+    def __init__(self, graphql: MensajeroGraphQL) -> None:
+        self.graphql = graphql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.setdefault("state", {})
+        if scope["type"] == "http" and not _wants_graphql_ide(scope):
+            request = Request(scope, receive)
+            try:
+                async with transaction(request.app.state.sessionmaker) as session:
+                    state["principal"] = await authenticate(
+                        session, extract_api_key(request.headers)
+                    )
+            except Unauthenticated as error:
+                await _unauthenticated(error.message)(scope, receive, send)
+                return
+        try:
+            await self.graphql(scope, receive, send)
+        finally:
+            context: Context | None = state.get("graphql_context")
+            if context is not None:
+                await context.close()
+
+
+def create_graphql_endpoint() -> GraphQLEndpoint:
+    from mensajero.schema.schema import schema
+
+    return GraphQLEndpoint(
+        MensajeroGraphQL(
+            schema,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+        )
+    )

@@ -1,0 +1,94 @@
+"""arq workers: job registry, the worker's shared context, and how a worker is built.
+
+Jobs take ids, reload what they need, and are safe to run twice. Job names
+read ``"<domain>.<action>"``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from arq import cron
+from arq.connections import ArqRedis
+from arq.worker import Function, Worker, func
+
+from mensajero.db import create_engine, create_sessionmaker
+from mensajero.settings import Settings
+
+HEARTBEAT_KEY_PREFIX = "mensajero:worker:heartbeat:"
+HEARTBEAT_TTL_SECONDS = 30
+
+
+async def heartbeat(ctx: dict[str, Any]) -> None:
+    """Lets /readyz and operators see which workers are alive."""
+    redis: ArqRedis = ctx["redis"]
+    await redis.set(
+        f"{HEARTBEAT_KEY_PREFIX}{ctx['worker_name']}", b"1", ex=HEARTBEAT_TTL_SECONDS
+    )
+
+
+async def count_live_workers(redis: ArqRedis) -> int:
+    count = 0
+    async for _ in redis.scan_iter(match=f"{HEARTBEAT_KEY_PREFIX}*", count=100):
+        count += 1
+    return count
+
+
+def job_functions() -> list[Function]:
+    """Every job the workers run; later domains add theirs here."""
+    return [func(heartbeat, name="system.heartbeat")]
+
+
+async def _on_startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    if "sessionmaker" not in ctx:
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        ctx["engine"] = engine
+        ctx["sessionmaker"] = create_sessionmaker(engine)
+        ctx["owns_engine"] = True
+    await heartbeat(ctx)
+
+
+async def _on_shutdown(ctx: dict[str, Any]) -> None:
+    if ctx.get("owns_engine"):
+        await ctx["engine"].dispose()
+
+
+def build_worker(
+    settings: Settings,
+    redis: ArqRedis,
+    *,
+    shared_context: dict[str, Any] | None = None,
+    handle_signals: bool = True,
+    burst: bool = False,
+) -> Worker:
+    """A worker on ``redis``; the embedded server passes its own engine in ``shared_context``."""
+    ctx: dict[str, Any] = {
+        "settings": settings,
+        "worker_name": f"{socket.gethostname()}:{os.getpid()}:{id(redis):x}",
+    }
+    ctx.update(shared_context or {})
+    return Worker(
+        functions=job_functions(),
+        cron_jobs=[
+            cron(
+                heartbeat,
+                name="system.heartbeat.cron",
+                second={0, 10, 20, 30, 40, 50},
+                run_at_startup=False,
+                unique=False,
+            )
+        ],
+        redis_pool=redis,
+        queue_name=settings.queue_name,
+        max_jobs=settings.worker_concurrency,
+        ctx=ctx,
+        on_startup=_on_startup,
+        on_shutdown=_on_shutdown,
+        handle_signals=handle_signals,
+        burst=burst,
+        keep_result=60,
+        poll_delay=0.05,
+    )
