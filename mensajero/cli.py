@@ -164,9 +164,7 @@ def demo(
         engine = create_unpooled_engine(settings.database_url)
         try:
             async with transaction(create_sessionmaker(engine)) as session:
-                return await create_demo_organization(
-                    session, clients=clients, messages=messages
-                )
+                return await create_demo_organization(session, clients=clients, messages=messages)
         finally:
             await engine.dispose()
 

@@ -115,5 +115,7 @@ async def create_tag(session: AsyncSession, organization: Organization, **overri
 
 
 async def tag_client(session: AsyncSession, client: Client, tag: Tag) -> None:
-    session.add(ClientTag(organization_id=client.organization_id, client_id=client.id, tag_id=tag.id))
+    session.add(
+        ClientTag(organization_id=client.organization_id, client_id=client.id, tag_id=tag.id)
+    )
     await session.flush()

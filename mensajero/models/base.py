@@ -38,13 +38,7 @@ def uuid7() -> uuid.UUID:
     random_bits = int.from_bytes(os.urandom(10), "big")
     rand_a = random_bits >> 68  # 12 bits
     rand_b = random_bits & ((1 << 62) - 1)
-    value = (
-        (unix_ms & ((1 << 48) - 1)) << 80
-        | 0x7 << 76
-        | rand_a << 64
-        | 0b10 << 62
-        | rand_b
-    )
+    value = (unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return uuid.UUID(int=value)
 
 

@@ -30,7 +30,9 @@ async def touch_api_key(session: AsyncSession, api_key_id: uuid.UUID, at: dateti
     await session.execute(update(ApiKey).where(ApiKey.id == api_key_id).values(last_used_at=at))
 
 
-async def get_organization(session: AsyncSession, organization_id: uuid.UUID) -> Organization | None:
+async def get_organization(
+    session: AsyncSession, organization_id: uuid.UUID
+) -> Organization | None:
     return await session.get(Organization, organization_id)
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-from datetime import datetime
-
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import strawberry
 from strawberry import relay
@@ -68,8 +67,7 @@ class MemberType(relay.Node):
             role=member.role,
             terms_accepted_version=member.terms_accepted_version,
             terms_accepted_at=member.terms_accepted_at,
-            has_accepted_current_terms=member.terms_accepted_version
-            == organization.terms_version,
+            has_accepted_current_terms=member.terms_accepted_version == organization.terms_version,
         )
 
     @classmethod
@@ -79,9 +77,7 @@ class MemberType(relay.Node):
         from mensajero.repositories.organization import get_organization
 
         async with info.context.read() as session:
-            organization = await get_organization(
-                session, info.context.principal.organization_id
-            )
+            organization = await get_organization(session, info.context.principal.organization_id)
         return await resolve_scoped_nodes(
             info,
             Member,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-
 from strawberry import relay
 
 from mensajero.resolvers.organization import OrganizationMutation, OrganizationQuery

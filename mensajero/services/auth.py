@@ -47,9 +47,7 @@ class Principal:
 
     def require_terms(self) -> None:
         if not self.terms_accepted:
-            raise TermsNotAccepted(
-                "the member has not accepted the organization's current terms"
-            )
+            raise TermsNotAccepted("the member has not accepted the organization's current terms")
 
 
 def hash_secret(secret: str) -> str:

@@ -24,9 +24,7 @@ HEARTBEAT_TTL_SECONDS = 30
 async def heartbeat(ctx: dict[str, Any]) -> None:
     """Lets /readyz and operators see which workers are alive."""
     redis: ArqRedis = ctx["redis"]
-    await redis.set(
-        f"{HEARTBEAT_KEY_PREFIX}{ctx['worker_name']}", b"1", ex=HEARTBEAT_TTL_SECONDS
-    )
+    await redis.set(f"{HEARTBEAT_KEY_PREFIX}{ctx['worker_name']}", b"1", ex=HEARTBEAT_TTL_SECONDS)
 
 
 async def count_live_workers(redis: ArqRedis) -> int:

@@ -31,8 +31,15 @@ def test_generated_key_has_the_documented_shape_and_only_its_hash_is_kept() -> N
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "mk_live_abc.def", "sk_live_0123456789ab.secret", "mk_prod_0123456789ab.secret",
-     "mk_live_0123456789ab", "mk_live_0123456789ab.", "Bearer mk_live_0123456789ab.x"],
+    [
+        "",
+        "mk_live_abc.def",
+        "sk_live_0123456789ab.secret",
+        "mk_prod_0123456789ab.secret",
+        "mk_live_0123456789ab",
+        "mk_live_0123456789ab.",
+        "Bearer mk_live_0123456789ab.x",
+    ],
 )
 def test_malformed_keys_do_not_parse(raw: str) -> None:
     assert parse_api_key(raw) is None
