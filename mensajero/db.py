@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy import Table, event, insert
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
+
+from mensajero.events import commit_and_publish
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -88,9 +91,13 @@ def create_sessionmaker(bind: AsyncEngine | AsyncConnection) -> async_sessionmak
 
 @asynccontextmanager
 async def transaction(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], *, redis: Redis | None = None
 ) -> AsyncIterator[AsyncSession]:
-    """The edge's unit of work: commit on success, roll back on any error."""
+    """The edge's unit of work: commit on success, roll back on any error.
+
+    With ``redis``, the status events the transaction deferred are published
+    after the commit (see :mod:`mensajero.events`).
+    """
     async with sessionmaker() as session:
         try:
             yield session
@@ -98,7 +105,10 @@ async def transaction(
             await session.rollback()
             raise
         else:
-            await session.commit()
+            if redis is None:
+                await session.commit()
+            else:
+                await commit_and_publish(session, redis)
 
 
 async def bulk_insert(

@@ -144,7 +144,7 @@ def test_production_mode_with_migrate_and_a_separate_worker(
     tmp_path: Path, base_env: dict[str, str]
 ) -> None:
     database_url = asyncio.run(_create_postgres_database())
-    redis_url = REDIS_TEST_URL.rsplit("/", 1)[0] + "/12"
+    redis_url = REDIS_TEST_URL
     # Heartbeats of an earlier run's workers live on for a while: start empty.
     redis.Redis.from_url(redis_url).flushdb()
     env = {**base_env, "MENSAJERO_DATABASE_URL": database_url, "MENSAJERO_REDIS_URL": redis_url}

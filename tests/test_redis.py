@@ -22,9 +22,12 @@ from arq.worker import Worker
 from redis.asyncio.client import PubSub
 
 from mensajero.redis import create_redis, reset_memory_servers
+from tests.conftest import REDIS_TEST_URL
 
 MEMORY_URL = "memory://"
-REAL_REDIS_URL = "redis://127.0.0.1:6379/15"
+# Its own database, next to the one conftest uses, so the two never flush each other.
+_redis_base, _, _redis_db = REDIS_TEST_URL.rpartition("/")
+REAL_REDIS_URL = f"{_redis_base}/{int(_redis_db) + 1}"
 # A second embedded server; compared against each backend to prove servers do not leak.
 OTHER_MEMORY_URL = "memory://isolated"
 

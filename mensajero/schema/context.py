@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from mensajero.events import commit_and_publish
 from mensajero.services.auth import Principal
 from mensajero.services.errors import Unauthenticated
 
@@ -47,7 +48,10 @@ class Context:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
-        """A mutation's transaction: committed when the block ends, rolled back on error."""
+        """A mutation's transaction: committed when the block ends, rolled back on error.
+
+        Status events the transaction produced are published after the commit.
+        """
         async with self._session_lock:
             session = self._get_session()
             try:
@@ -56,7 +60,7 @@ class Context:
                 await session.rollback()
                 raise
             else:
-                await session.commit()
+                await commit_and_publish(session, self.request.app.state.redis)
 
     async def close(self) -> None:
         if self._session is not None:

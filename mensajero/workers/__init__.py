@@ -27,6 +27,24 @@ async def heartbeat(ctx: dict[str, Any]) -> None:
     await redis.set(f"{HEARTBEAT_KEY_PREFIX}{ctx['worker_name']}", b"1", ex=HEARTBEAT_TTL_SECONDS)
 
 
+async def enqueue(
+    redis: ArqRedis,
+    settings: Settings,
+    job_name: str,
+    *args: Any,
+    job_id: str | None = None,
+    defer_by: float | None = None,
+) -> None:
+    """Enqueue on the queue the workers listen to; a ``job_id`` makes it run once."""
+    await redis.enqueue_job(
+        job_name,
+        *args,
+        _job_id=job_id,
+        _queue_name=settings.queue_name,
+        _defer_by=defer_by,
+    )
+
+
 async def count_live_workers(redis: ArqRedis) -> int:
     count = 0
     async for _ in redis.scan_iter(match=f"{HEARTBEAT_KEY_PREFIX}*", count=100):
