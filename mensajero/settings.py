@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr = SecretStr("")
     twilio_from_number: str = ""
     twilio_status_callback_url: str = ""
+    # When set, Twilio picks the sender from this Messaging Service instead of ``From``.
+    twilio_messaging_service_sid: str = ""
 
     resend_base_url: str = "https://api.resend.com"
     resend_api_key: SecretStr = SecretStr("")
@@ -80,10 +82,20 @@ class Settings(BaseSettings):
     evolution_base_url: str = "http://localhost:8080"
     evolution_api_key: SecretStr = SecretStr("")
     evolution_instance: str = "mensajero"
+    # The key Evolution puts in its webhooks (``apikey`` header or body field);
+    # empty means the instance shares ``evolution_api_key``.
+    evolution_webhook_api_key: SecretStr = SecretStr("")
+
+    # One pooled HTTP client per worker process talks to every provider.
+    provider_timeout_seconds: float = 10.0
+    provider_connect_timeout_seconds: float = 5.0
+    provider_max_connections: int = 100
 
     # Sandbox behaviour (seconds between simulated transitions; failure rate 0..1).
     sandbox_delay_seconds: float = 0.5
     sandbox_failure_rate: float = 0.0
+    # Simulated time the sandbox takes to accept a send.
+    sandbox_latency_seconds: float = 0.0
 
     # Public URL of this server, used to build provider callback URLs.
     public_base_url: str = "http://127.0.0.1:8000"
