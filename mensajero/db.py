@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from mensajero.events import commit_and_publish
+from mensajero.outbox import pending_jobs
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -96,7 +97,8 @@ async def transaction(
     """The edge's unit of work: commit on success, roll back on any error.
 
     With ``redis``, the status events the transaction deferred are published
-    after the commit (see :mod:`mensajero.events`).
+    and its deferred jobs enqueued after the commit (see :mod:`mensajero.events`
+    and :mod:`mensajero.outbox`).
     """
     async with sessionmaker() as session:
         try:
@@ -106,6 +108,10 @@ async def transaction(
             raise
         else:
             if redis is None:
+                if pending_jobs(session):
+                    # Committing would strand the rows the jobs were meant for.
+                    await session.rollback()
+                    raise RuntimeError("the transaction deferred jobs: pass redis= to enqueue")
                 await session.commit()
             else:
                 await commit_and_publish(session, redis)

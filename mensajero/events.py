@@ -11,6 +11,9 @@ subscription per API process, fanned out to local subscribers) lives here too.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,6 +25,8 @@ from redis.asyncio import Redis
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+
+from mensajero.outbox import enqueue_jobs, take_pending_jobs
 
 CHANNEL_PREFIX = "mensajero:events:"
 CHANNEL_PATTERN = f"{CHANNEL_PREFIX}*"
@@ -123,6 +128,249 @@ async def publish(redis: Redis, events: Sequence[StatusEvent]) -> None:
 
 
 async def commit_and_publish(session: AsyncSession, redis: Redis) -> None:
-    """Commit, then publish what the transaction produced: the edge's way to finish."""
+    """Commit, then publish what the transaction produced: the edge's way to finish.
+
+    Events go out before the deferred jobs are enqueued (:mod:`mensajero.outbox`),
+    so a subscriber hears of a new attempt (QUEUED) before any worker can move it.
+    """
     await session.commit()
     await publish(redis, take_pending(session))
+    await enqueue_jobs(redis, take_pending_jobs(session))
+
+
+# --- Subscribing side -------------------------------------------------------------------------
+
+DEFAULT_SUBSCRIBER_BUFFER = 1_000
+_RECONNECT_INITIAL_DELAY = 0.1
+_RECONNECT_MAX_DELAY = 5.0
+
+logger = logging.getLogger("mensajero.events")
+
+
+class SubscriberLagging(Exception):
+    """A subscriber's buffer overflowed: it could not keep up and has been cut off."""
+
+    def __init__(self, buffer_size: int) -> None:
+        super().__init__(
+            f"the subscriber fell behind by more than {buffer_size} events and was disconnected"
+        )
+        self.buffer_size = buffer_size
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events of the organization a subscriber wants; None means any.
+
+    Ids are compared as strings, the form events carry on the wire.
+    """
+
+    queue_id: str | None = None
+    campaign_id: str | None = None
+    client_id: str | None = None
+    message_id: str | None = None
+    channel: str | None = None
+    statuses: frozenset[str] | None = None
+    events: frozenset[str] | None = None
+    # True: only status transitions; False: only engagement events (opened, clicked,
+    # response); None: both.
+    status_changes: bool | None = None
+
+    def matches(self, status_event: StatusEvent) -> bool:
+        if self.status_changes is not None and status_event.is_status_change != self.status_changes:
+            return False
+        return (
+            (self.message_id is None or status_event.message_id == self.message_id)
+            and (self.queue_id is None or status_event.queue_id == self.queue_id)
+            and (self.campaign_id is None or status_event.campaign_id == self.campaign_id)
+            and (self.client_id is None or status_event.client_id == self.client_id)
+            and (self.channel is None or status_event.channel == self.channel)
+            and (self.statuses is None or status_event.status in self.statuses)
+            and (self.events is None or status_event.event in self.events)
+        )
+
+
+class EventSubscription:
+    """One local subscriber of an organization's events, with a bounded buffer.
+
+    The hub never waits for a subscriber: when the buffer is full the subscriber is
+    marked lagging and closed, and its reader gets :class:`SubscriberLagging` instead of
+    a gap it could not notice. Iterate it with ``async for``; close it (or leave the
+    ``async with`` block) to unsubscribe.
+    """
+
+    __slots__ = ("_closed", "_hub", "_queue", "buffer_size", "event_filter", "lagging", "org")
+
+    def __init__(
+        self, hub: EventHub, organization_id: str, event_filter: EventFilter, buffer_size: int
+    ) -> None:
+        self._hub = hub
+        self.org = organization_id
+        self.event_filter = event_filter
+        self.buffer_size = buffer_size
+        self._queue: asyncio.Queue[StatusEvent | None] = asyncio.Queue()
+        self.lagging = False
+        self._closed = False
+
+    def offer(self, status_event: StatusEvent) -> None:
+        """Called by the hub for every event of the organization (never blocks)."""
+        if self._closed or not self.event_filter.matches(status_event):
+            return
+        if self._queue.qsize() >= self.buffer_size:
+            # Free the buffer at once: a lagging subscriber must not hold memory either.
+            self.lagging = True
+            self._drain()
+            self.close()
+            return
+        self._queue.put_nowait(status_event)
+
+    def _drain(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._hub._remove(self)
+        # Wake a reader blocked on an empty queue.
+        self._queue.put_nowait(None)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def get(self) -> StatusEvent:
+        """The next event; raises SubscriberLagging, or StopAsyncIteration once closed."""
+        status_event = await self._queue.get()
+        if status_event is None:
+            if self.lagging:
+                raise SubscriberLagging(self.buffer_size)
+            raise StopAsyncIteration
+        return status_event
+
+    def __aiter__(self) -> EventSubscription:
+        return self
+
+    async def __anext__(self) -> StatusEvent:
+        return await self.get()
+
+    async def __aenter__(self) -> EventSubscription:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class EventHub:
+    """The process's one Redis subscription, fanned out to local subscribers.
+
+    One ``PSUBSCRIBE mensajero:events:*`` per process (not one per websocket). An
+    event is routed by its channel to the subscribers of that organization only, so
+    one organization's events can never reach another's subscribers, whatever filter
+    they pass. If Redis drops, the hub reconnects with exponential backoff; events
+    published while it was away are lost for live subscribers (the database keeps the
+    truth; a client re-reads what it missed).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        buffer_size: int = DEFAULT_SUBSCRIBER_BUFFER,
+    ) -> None:
+        self._redis = redis
+        self.buffer_size = buffer_size
+        self._subscribers: dict[str, set[EventSubscription]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        # Counters for metrics and benchmarks.
+        self.events_received = 0
+        self.subscribers_dropped = 0
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="event-hub")
+        # Subscribing before answering keeps "subscribe, then send" race-free.
+        await self.ready.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for subscribers in list(self._subscribers.values()):
+            for subscription in list(subscribers):
+                subscription.close()
+
+    def subscribe(
+        self,
+        organization_id: uuid.UUID | str,
+        event_filter: EventFilter | None = None,
+        *,
+        buffer_size: int | None = None,
+    ) -> EventSubscription:
+        org = str(organization_id)
+        subscription = EventSubscription(
+            self, org, event_filter or EventFilter(), buffer_size or self.buffer_size
+        )
+        self._subscribers.setdefault(org, set()).add(subscription)
+        return subscription
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(subscribers) for subscribers in self._subscribers.values())
+
+    def _remove(self, subscription: EventSubscription) -> None:
+        subscribers = self._subscribers.get(subscription.org)
+        if subscribers is None:
+            return
+        subscribers.discard(subscription)
+        if not subscribers:
+            del self._subscribers[subscription.org]
+        if subscription.lagging:
+            self.subscribers_dropped += 1
+
+    def dispatch(self, channel: bytes | str, data: bytes | str) -> None:
+        """Route one published payload to the local subscribers of its organization."""
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        subscribers = self._subscribers.get(channel[len(CHANNEL_PREFIX) :])
+        self.events_received += 1
+        if not subscribers:
+            return  # nobody here listens to this organization: skip even the decoding
+        try:
+            status_event = StatusEvent.from_json(data)
+        except (orjson.JSONDecodeError, TypeError):
+            logger.warning("ignoring a malformed event on %s", channel)
+            return
+        if status_event.organization_id != channel[len(CHANNEL_PREFIX) :]:
+            logger.warning("ignoring an event published on another organization's channel")
+            return
+        for subscription in list(subscribers):
+            subscription.offer(status_event)
+
+    async def _run(self) -> None:
+        delay = _RECONNECT_INITIAL_DELAY
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(CHANNEL_PATTERN)
+                self.ready.set()
+                delay = _RECONNECT_INITIAL_DELAY
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None and message["type"] == "pmessage":
+                        self.dispatch(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis went away: retry with backoff, never give up
+                logger.warning("event bus subscription lost; reconnecting in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX_DELAY)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()

@@ -71,6 +71,8 @@ class TimelineEventType(StrEnum):
     DELIVERED = "delivered"
     OPENED = "opened"
     CLICKED = "clicked"
+    # The recipient marked the email as spam (an engagement event: no status change).
+    COMPLAINED = "complained"
     READ = "read"
     UNDELIVERED = "undelivered"
     BOUNCED = "bounced"
@@ -96,6 +98,16 @@ class Message(TimestampedModel, table=True):
         Index(None, "organization_id", "recipient"),
         Index(None, "organization_id", "sent_at"),
         Index(None, "conversation_id"),
+        # Case-insensitive "content contains" (ILIKE '%...%') through trigrams on
+        # PostgreSQL. SQLite has no trigram index: there the index is partial
+        # over no rows (WHERE 0), so it costs nothing and the schemas still match.
+        Index(
+            "ix_messages_body_trgm",
+            "body",
+            postgresql_using="gin",
+            postgresql_ops={"body": "gin_trgm_ops"},
+            sqlite_where=text("0"),
+        ),
     )
 
     organization_id: uuid.UUID = Field(foreign_key="organizations.id", ondelete="CASCADE")
@@ -187,6 +199,8 @@ class CommunicationLog(TimestampedModel, table=True):
     error_message: str | None = Field(default=None, sa_type=Text)
     response_text: str | None = Field(default=None, sa_type=Text)
     response_received_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Credits debited for this attempt: what a refund gives back.
+    cost: int = Field(default=0)
     # Whether credits for this attempt were given back (never reached a provider).
     refunded: bool = Field(default=False)
     provider_metadata: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)

@@ -50,7 +50,8 @@ class Context:
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
         """A mutation's transaction: committed when the block ends, rolled back on error.
 
-        Status events the transaction produced are published after the commit.
+        Status events the transaction produced are published, and the jobs it
+        deferred enqueued, after the commit.
         """
         async with self._session_lock:
             session = self._get_session()
