@@ -6,6 +6,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 
+from mensajero.resolvers.client_mutations import ClientMutation
 from mensajero.resolvers.organization import OrganizationMutation, OrganizationQuery
 from mensajero.schema.errors import graphql_error
 from mensajero.services.errors import DomainError
@@ -20,7 +21,7 @@ class Query(OrganizationQuery):
 
 
 @strawberry.type
-class Mutation(OrganizationMutation):
+class Mutation(OrganizationMutation, ClientMutation):
     pass
 
 

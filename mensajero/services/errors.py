@@ -34,6 +34,16 @@ class NotFound(DomainError):
     code = "NOT_FOUND"
 
 
+class Conflict(DomainError):
+    """The write would duplicate something that must be unique (a tag name, ...)."""
+
+    code = "CONFLICT"
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.field = field
+
+
 class InvalidInput(DomainError):
     code = "INVALID_INPUT"
 
