@@ -48,6 +48,10 @@ class ProviderError(Exception):
     ``transient`` errors (5xx, timeouts, 429) are retried with backoff, honouring
     ``retry_after`` seconds when the provider gives it; permanent ones fail the
     attempt with the provider's ``code`` and ``message`` and refund it.
+
+    ``ambiguous`` marks failures after the request left us (read timeout, dropped
+    connection): the provider may have accepted the message. Retrying is safe only
+    when the provider is idempotent (:attr:`ChannelProvider.idempotent`).
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         provider: str | None = None,
         status_code: int | None = None,
+        ambiguous: bool = False,
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
@@ -67,6 +72,7 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         self.provider = provider
         self.status_code = status_code
+        self.ambiguous = ambiguous
 
 
 class InvalidSignature(Exception):
@@ -90,6 +96,9 @@ class ProviderEvent:
     error_code: str | None = None
     error_message: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Our attempt id when the provider echoes it back (Twilio's callback URL,
+    # Resend's tags): finds the attempt even if its external id was never saved.
+    attempt_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +125,13 @@ class ChannelProvider(Protocol):
     async def send(self, message: OutboundMessage) -> ProviderAccepted:
         """Deliver or raise :class:`ProviderError`; never retries by itself."""
         ...
+
+
+def is_idempotent(provider: ChannelProvider) -> bool:
+    """Whether the provider delivers an attempt once even if it is sent twice.
+
+    Implementations say so with a class attribute ``idempotent`` (an idempotency
+    key the provider honours); it is not part of the protocol so that minimal
+    providers written for tests still conform. Unknown means no.
+    """
+    return bool(getattr(provider, "idempotent", False))

@@ -1,0 +1,28 @@
+"""Fake provider servers speaking Twilio's, Resend's and Evolution's protocols.
+
+Importable by any test or benchmark::
+
+    from tests.fakes import FakeTwilio, FakeResend, FakeEvolution
+
+    fake = FakeResend(api_key="re_test")
+    async with fake.client() as http:            # in-process (ASGI transport)
+        ...
+    with fake.run_in_thread() as base_url:       # a real TCP server
+        ...
+
+or in another process: ``python -m tests.fakes resend --port 0`` (prints its URL).
+"""
+
+from tests.fakes.base import FailureRule, FakeProviderServer, ThreadedServer
+from tests.fakes.evolution import FakeEvolution
+from tests.fakes.resend import FakeResend
+from tests.fakes.twilio import FakeTwilio
+
+__all__ = [
+    "FailureRule",
+    "FakeEvolution",
+    "FakeProviderServer",
+    "FakeResend",
+    "FakeTwilio",
+    "ThreadedServer",
+]

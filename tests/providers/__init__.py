@@ -1,0 +1,1 @@
+"""Provider clients, webhooks and fakes."""
