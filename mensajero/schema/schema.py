@@ -9,7 +9,9 @@ from strawberry import relay
 from mensajero.resolvers.client_mutations import ClientMutation
 from mensajero.resolvers.organization import OrganizationMutation, OrganizationQuery
 from mensajero.schema.errors import graphql_error
+from mensajero.schema.limits import code_limit_error, schema_extensions
 from mensajero.services.errors import DomainError
+from mensajero.settings import get_settings
 
 
 @strawberry.type
@@ -29,6 +31,7 @@ class MensajeroSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:  # type: ignore[no-untyped-def, override]
         # Domain errors raised in resolvers carry their code to the caller.
         for index, error in enumerate(errors):
+            code_limit_error(error)
             original = error.original_error
             if isinstance(original, DomainError):
                 translated = graphql_error(original)
@@ -38,4 +41,9 @@ class MensajeroSchema(strawberry.Schema):
         super().process_errors(errors, execution_context)
 
 
-schema = MensajeroSchema(query=Query, mutation=Mutation)
+schema = MensajeroSchema(
+    query=Query,
+    mutation=Mutation,
+    # Parse/validation caches and depth, alias and token limits (schema/limits.py).
+    extensions=schema_extensions(get_settings()),
+)
