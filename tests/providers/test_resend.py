@@ -159,7 +159,9 @@ async def test_concurrent_retry_of_the_same_key_is_transient(
 
     first = asyncio.create_task(provider.send(message))
     # Wait until the fake holds the first request (it then sleeps for its latency).
-    while not fake.requests:
+    for _ in range(500):
+        if fake.requests:
+            break
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)
     with pytest.raises(ProviderError) as caught:
