@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mensajero.models import ALL_SCOPES, ApiKey, Client, ClientTag, Member, Organization, Tag
+from mensajero.models import (
+    ALL_SCOPES,
+    ApiKey,
+    Campaign,
+    Client,
+    ClientTag,
+    CommunicationLog,
+    Conversation,
+    LogEvent,
+    Member,
+    Message,
+    Organization,
+    Tag,
+)
 from mensajero.services import organization as organization_service
 
 _sequence = itertools.count(1)
@@ -119,3 +133,123 @@ async def tag_client(session: AsyncSession, client: Client, tag: Tag) -> None:
         ClientTag(organization_id=client.organization_id, client_id=client.id, tag_id=tag.id)
     )
     await session.flush()
+
+
+async def create_campaign(
+    session: AsyncSession, organization: Organization, **overrides: Any
+) -> Campaign:
+    values: dict[str, Any] = {
+        "organization_id": organization.id,
+        "name": f"Campaña {next(_sequence)}",
+    }
+    values.update(overrides)
+    campaign = Campaign(**values)
+    session.add(campaign)
+    await session.flush()
+    return campaign
+
+
+# The timeline a first attempt has by the time it reaches each status.
+_TIMELINE_BY_STATUS: dict[str, tuple[str, ...]] = {
+    "SCHEDULED": ("created", "scheduled"),
+    "QUEUED": ("created", "queued"),
+    "SENDING": ("created", "queued", "sending"),
+    "SENT": ("created", "queued", "sent"),
+    "DELIVERED": ("created", "queued", "sent", "delivered"),
+    "READ": ("created", "queued", "sent", "delivered", "read"),
+    "UNDELIVERED": ("created", "queued", "sent", "undelivered"),
+    "BOUNCED": ("created", "queued", "sent", "bounced"),
+    "FAILED": ("created", "queued", "failed"),
+    "CANCELED": ("created", "queued", "canceled"),
+    "RECEIVED": ("received",),
+}
+
+
+async def create_log(
+    session: AsyncSession, message: Message, *, timeline: bool = True, **overrides: Any
+) -> CommunicationLog:
+    """An attempt of ``message`` (its channel, recipient and status unless overridden),
+    with the timeline events of its status."""
+    values: dict[str, Any] = {
+        "organization_id": message.organization_id,
+        "message_id": message.id,
+        "client_id": message.client_id,
+        "campaign_id": message.campaign_id,
+        "communication_type": message.communication_type,
+        "channel": message.channel,
+        "direction": message.direction,
+        "recipient": message.recipient,
+        "provider": message.provider,
+        "status": message.status,
+        "sent_at": message.sent_at,
+        "created_at": message.created_at,
+    }
+    values.update(overrides)
+    log = CommunicationLog(**values)
+    session.add(log)
+    await session.flush()
+    if timeline:
+        for offset, event in enumerate(_TIMELINE_BY_STATUS.get(log.status, ("created",))):
+            session.add(
+                LogEvent(
+                    organization_id=log.organization_id,
+                    log_id=log.id,
+                    event=event,
+                    occurred_at=log.created_at + timedelta(seconds=offset),
+                )
+            )
+        await session.flush()
+    return log
+
+
+async def create_message(
+    session: AsyncSession,
+    organization: Organization,
+    *,
+    client: Client | None = None,
+    campaign: Campaign | None = None,
+    log: bool = True,
+    **overrides: Any,
+) -> Message:
+    """A message to ``client`` (its phone, or e-mail on the email channel) with a first
+    attempt and its timeline unless ``log=False``."""
+    channel = overrides.get("channel", "sms")
+    recipient = f"+5730{next(_sequence):08d}"
+    if client is not None:
+        recipient = (client.email if channel == "email" else client.phone_e164) or recipient
+    values: dict[str, Any] = {
+        "organization_id": organization.id,
+        "client_id": client.id if client else None,
+        "campaign_id": campaign.id if campaign else None,
+        "channel": channel,
+        "communication_type": "campaign" if campaign else "manual",
+        "body": f"Mensaje {next(_sequence)}",
+        "recipient": recipient,
+        "country_code": "57" if channel != "email" else None,
+        "provider": {"sms": "twilio", "whatsapp": "evolution", "email": "resend"}[channel],
+        "status": "QUEUED",
+    }
+    values.update(overrides)
+    if "created_at" in overrides and "updated_at" not in overrides:
+        values["updated_at"] = overrides["created_at"]
+    message = Message(**values)
+    session.add(message)
+    await session.flush()
+    if log:
+        await create_log(session, message)
+    return message
+
+
+async def create_conversation(
+    session: AsyncSession, organization: Organization, client: Client, **overrides: Any
+) -> Conversation:
+    values: dict[str, Any] = {
+        "organization_id": organization.id,
+        "client_id": client.id,
+        "channel": "whatsapp",
+    }
+    values.update(overrides)
+    conversation = Conversation(**values)
+    session.add(conversation)
+    await session.flush()
+    return conversation

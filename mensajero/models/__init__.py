@@ -16,6 +16,7 @@ from mensajero.models.message import (
     MessageStatus,
     TimelineEventType,
 )
+from mensajero.models.message_count import MessageCount
 from mensajero.models.organization import (
     ALL_SCOPES,
     ApiKey,
@@ -53,6 +54,7 @@ __all__ = [
     "Member",
     "MemberRole",
     "Message",
+    "MessageCount",
     "MessageStatus",
     "Organization",
     "Tag",

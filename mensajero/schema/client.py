@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import strawberry
@@ -17,7 +17,12 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from mensajero.models import Client, Tag
+from mensajero.schema import loaders
+from mensajero.schema.pagination import Connection, keyset_page
 from mensajero.schema.relay import resolve_scoped_nodes
+
+if TYPE_CHECKING:
+    from mensajero.schema.message import CommunicationLogConnection, MessageConnection
 
 
 @strawberry.type(name="Tag")
@@ -28,6 +33,26 @@ class TagType(relay.Node):
     color: str | None
     created_at: datetime
     updated_at: datetime
+
+    @strawberry.field(description="How many live clients carry this tag.")
+    async def client_count(self, info: Info[Any, Any]) -> int:
+        return await loaders.client_count_by_tag(info).load(self.row_id)
+
+    @strawberry.field(description="The live clients carrying this tag, newest first.")
+    async def clients(
+        self,
+        info: Info[Any, Any],
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> ClientConnection:
+        page = keyset_page(info, first, after, last, before)
+        found = await loaders.clients_by_tag(info, page).load(self.row_id)
+        count_loader = loaders.client_count_by_tag(info)
+        return ClientConnection.build(
+            found, ClientType.from_model, lambda: count_loader.load(self.row_id)
+        )
 
     @classmethod
     def from_model(cls, tag: Tag) -> TagType:
@@ -61,6 +86,48 @@ class ClientType(relay.Node):
     updated_at: datetime
     deleted_at: datetime | None
 
+    @strawberry.field(description="The client's tags, by name.")
+    async def tags(self, info: Info[Any, Any]) -> list[TagType]:
+        return [
+            TagType.from_model(tag) for tag in await loaders.tags_by_client(info).load(self.row_id)
+        ]
+
+    @strawberry.field(description="Messages to (and replies from) this client, newest first.")
+    async def messages(
+        self,
+        info: Info[Any, Any],
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Annotated[MessageConnection, strawberry.lazy("mensajero.schema.message")]:
+        from mensajero.schema.message import MessageConnection, MessageType
+
+        page = keyset_page(info, first, after, last, before)
+        found = await loaders.messages_by_client(info, page).load(self.row_id)
+        count_loader = loaders.message_count_by_client(info)
+        return MessageConnection.build(
+            found, MessageType.from_model, lambda: count_loader.load(self.row_id)
+        )
+
+    @strawberry.field(description="Delivery attempts to this client, newest first.")
+    async def communication_logs(
+        self,
+        info: Info[Any, Any],
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Annotated[CommunicationLogConnection, strawberry.lazy("mensajero.schema.message")]:
+        from mensajero.schema.message import CommunicationLogConnection, CommunicationLogType
+
+        page = keyset_page(info, first, after, last, before)
+        found = await loaders.logs_by_client(info, page).load(self.row_id)
+        count_loader = loaders.log_count_by_client(info)
+        return CommunicationLogConnection.build(
+            found, CommunicationLogType.from_model, lambda: count_loader.load(self.row_id)
+        )
+
     @classmethod
     def from_model(cls, client: Client) -> ClientType:
         return cls(
@@ -82,3 +149,13 @@ class ClientType(relay.Node):
         cls, *, info: Info[Any, Any], node_ids: Iterable[str], required: bool = False
     ) -> list[ClientType | None]:
         return await resolve_scoped_nodes(info, Client, node_ids, cls.from_model, required=required)
+
+
+@strawberry.type(name="ClientConnection")
+class ClientConnection(Connection[ClientType]):
+    pass
+
+
+@strawberry.type(name="TagConnection")
+class TagConnection(Connection[TagType]):
+    pass

@@ -6,7 +6,11 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 
+from mensajero.resolvers.campaign import CampaignQuery
+from mensajero.resolvers.client import ClientQuery
 from mensajero.resolvers.client_mutations import ClientMutation
+from mensajero.resolvers.conversation import ConversationQuery
+from mensajero.resolvers.message import MessageQuery
 from mensajero.resolvers.organization import OrganizationMutation, OrganizationQuery
 from mensajero.schema.errors import graphql_error
 from mensajero.schema.limits import code_limit_error, schema_extensions
@@ -15,7 +19,7 @@ from mensajero.settings import get_settings
 
 
 @strawberry.type
-class Query(OrganizationQuery):
+class Query(OrganizationQuery, ClientQuery, MessageQuery, CampaignQuery, ConversationQuery):
     node: relay.Node | None = relay.node(
         description="Any object by its global id; another organization's ids answer null."
     )

@@ -1,0 +1,318 @@
+"""SQL for reading messages, their attempts (communication logs), timelines and counts."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, func, or_, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mensajero.models import CommunicationLog, LogEvent, Message, MessageCount, MessageStatus
+from mensajero.repositories.base import OrganizationScopedRepository
+from mensajero.repositories.pagination import fetch_page, fetch_pages_per_parent
+from mensajero.services.listing import (
+    KeysetPage,
+    LogFilter,
+    LogSummary,
+    MessageFilter,
+    OffsetPage,
+    Page,
+    TimeRange,
+    escape_like,
+)
+
+DELIVERED_STATUSES = (MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.RECEIVED)
+FAILED_STATUSES = (MessageStatus.FAILED, MessageStatus.UNDELIVERED, MessageStatus.CANCELED)
+
+
+def _created_conditions(column: Any, created: TimeRange | None) -> list[ColumnElement[bool]]:
+    if created is None:
+        return []
+    conditions = []
+    if created.start is not None:
+        conditions.append(column >= created.start)
+    if created.end is not None:
+        conditions.append(column < created.end)
+    return conditions
+
+
+def recipient_candidates(value: str) -> list[str]:
+    """The stored forms a recipient filter may mean: E.164 with or without "+", e-mail any case."""
+    value = value.strip()
+    if "@" in value:
+        return [value, value.lower()]
+    digits = "".join(character for character in value if character.isdigit())
+    if not digits:
+        return [value]
+    return list(dict.fromkeys([value, f"+{digits}", digits]))
+
+
+class MessageRepository(OrganizationScopedRepository[Message]):
+    model = Message
+
+    def live(self) -> Select[Any]:
+        return self.scoped().where(Message.deleted_at.is_(None))
+
+    def filtered(self, message_filter: MessageFilter) -> Select[Any]:
+        """Live messages of the organization matching every given filter."""
+        return self.live().where(*self.conditions(message_filter))
+
+    @staticmethod
+    def conditions(f: MessageFilter) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if f.content:
+            # ILIKE with a bound pattern: PostgreSQL answers it from the trigram index.
+            conditions.append(Message.body.ilike(f"%{escape_like(f.content)}%", escape="\\"))
+        if f.content_type is not None:
+            conditions.append(Message.content_type == f.content_type)
+        if f.statuses is not None:
+            conditions.append(Message.status.in_(f.statuses))
+        if f.sent_at is not None:
+            second = f.sent_at.astimezone(UTC).replace(microsecond=0)
+            conditions.append(Message.sent_at >= second)
+            conditions.append(Message.sent_at < second + timedelta(seconds=1))
+        if f.recipient:
+            conditions.append(Message.recipient.in_(recipient_candidates(f.recipient)))
+        if f.country_code:
+            conditions.append(Message.country_code == f.country_code.strip().lstrip("+"))
+        if f.channels is not None:
+            conditions.append(Message.channel.in_(f.channels))
+        if f.communication_types is not None:
+            conditions.append(Message.communication_type.in_(f.communication_types))
+        if f.direction is not None:
+            conditions.append(Message.direction == f.direction)
+        if f.provider:
+            conditions.append(func.lower(Message.provider) == f.provider.strip().lower())
+        if f.campaign_ids is not None:
+            conditions.append(Message.campaign_id.in_(f.campaign_ids))
+        if f.client_ids is not None:
+            conditions.append(Message.client_id.in_(f.client_ids))
+        if f.queue_id:
+            conditions.append(Message.queue_id == f.queue_id)
+        conditions.extend(_created_conditions(Message.created_at, f.created))
+        return conditions
+
+    async def page(self, message_filter: MessageFilter, page: KeysetPage) -> Page[Message]:
+        return await fetch_page(self.session, self.filtered(message_filter), Message, page)
+
+    async def offset_page(self, message_filter: MessageFilter, page: OffsetPage) -> list[Message]:
+        statement = (
+            self.filtered(message_filter)
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .offset(page.offset)
+            .limit(page.limit)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def count(self, message_filter: MessageFilter) -> int:
+        statement = (
+            self.live().with_only_columns(func.count()).where(*self.conditions(message_filter))
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def pages_for_clients(
+        self, client_ids: list[uuid.UUID], page: KeysetPage
+    ) -> dict[uuid.UUID, Page[Message]]:
+        return await fetch_pages_per_parent(
+            self.session, self.live(), Message, Message.client_id, client_ids, page
+        )
+
+    async def count_for_clients(self, client_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+        statement = (
+            self.live()
+            .with_only_columns(Message.client_id, func.count())
+            .where(Message.client_id.in_(client_ids))
+            .group_by(Message.client_id)
+        )
+        counts = dict((await self.session.execute(statement)).tuples().all())
+        return {client_id: counts.get(client_id, 0) for client_id in client_ids}
+
+
+class MessageCountRepository(OrganizationScopedRepository[MessageCount]):
+    """Sums over the trigger-maintained rollup (see ``models/message_count.py``)."""
+
+    model = MessageCount
+
+    async def count(
+        self,
+        *,
+        statuses: tuple[str, ...] | None = None,
+        channels: tuple[str, ...] | None = None,
+        communication_types: tuple[str, ...] | None = None,
+        direction: str | None = None,
+        created: TimeRange | None = None,
+    ) -> int:
+        statement = self.scoped(func.coalesce(func.sum(MessageCount.count), 0))
+        if statuses is not None:
+            statement = statement.where(MessageCount.status.in_(statuses))
+        if channels is not None:
+            statement = statement.where(MessageCount.channel.in_(channels))
+        if communication_types is not None:
+            statement = statement.where(MessageCount.communication_type.in_(communication_types))
+        if direction is not None:
+            statement = statement.where(MessageCount.direction == direction)
+        statement = statement.where(*_created_conditions(MessageCount.bucket, created))
+        return int((await self.session.execute(statement)).scalar_one())
+
+
+async def compact_message_counts(session: AsyncSession) -> int:
+    """Fold each key's delta rows into one row (PostgreSQL; SQLite keeps one row per key).
+
+    Safe next to concurrent writers: the DELETE takes only rows that exist when
+    it starts, and deltas appended meanwhile stay as they are. Returns how
+    many delta rows were folded away.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return 0
+    key = "organization_id, bucket, channel, communication_type, status, direction"
+    result = await session.execute(
+        text(
+            f"""
+            WITH keys AS (
+                SELECT {key} FROM message_counts GROUP BY {key}
+                HAVING count(*) > 1 OR sum(count) = 0
+            ),
+            folded AS (
+                DELETE FROM message_counts AS m USING keys AS k
+                WHERE m.organization_id = k.organization_id AND m.bucket = k.bucket
+                  AND m.channel = k.channel AND m.communication_type = k.communication_type
+                  AND m.status = k.status AND m.direction = k.direction
+                RETURNING m.organization_id, m.bucket, m.channel, m.communication_type,
+                          m.status, m.direction, m.count
+            ),
+            inserted AS (
+                INSERT INTO message_counts ({key}, count)
+                SELECT {key}, sum(count) FROM folded GROUP BY {key} HAVING sum(count) <> 0
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM folded) - (SELECT count(*) FROM inserted)
+            """
+        )
+    )
+    return int(result.scalar_one())
+
+
+def _log_conditions(f: LogFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if f.client_ids is not None:
+        conditions.append(CommunicationLog.client_id.in_(f.client_ids))
+    if f.communication_types is not None:
+        conditions.append(CommunicationLog.communication_type.in_(f.communication_types))
+    if f.statuses is not None:
+        conditions.append(CommunicationLog.status.in_(f.statuses))
+    if f.campaign_ids is not None:
+        conditions.append(CommunicationLog.campaign_id.in_(f.campaign_ids))
+    if f.channels is not None:
+        conditions.append(CommunicationLog.channel.in_(f.channels))
+    if f.message_ids is not None:
+        conditions.append(CommunicationLog.message_id.in_(f.message_ids))
+    conditions.extend(_created_conditions(CommunicationLog.created_at, f.created))
+    return conditions
+
+
+class CommunicationLogRepository(OrganizationScopedRepository[CommunicationLog]):
+    model = CommunicationLog
+
+    def live(self, *columns: Any) -> Select[Any]:
+        """Attempts whose message is not soft-deleted."""
+        deleted_message = exists().where(
+            Message.id == CommunicationLog.message_id, Message.deleted_at.is_not(None)
+        )
+        return self.scoped(*columns).where(~deleted_message)
+
+    def filtered(self, log_filter: LogFilter, *columns: Any) -> Select[Any]:
+        return self.live(*columns).where(*_log_conditions(log_filter))
+
+    async def page(self, log_filter: LogFilter, page: KeysetPage) -> Page[CommunicationLog]:
+        return await fetch_page(self.session, self.filtered(log_filter), CommunicationLog, page)
+
+    async def offset_page(self, log_filter: LogFilter, page: OffsetPage) -> list[CommunicationLog]:
+        statement = (
+            self.filtered(log_filter)
+            .order_by(CommunicationLog.created_at.desc(), CommunicationLog.id.desc())
+            .offset(page.offset)
+            .limit(page.limit)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def count(self, log_filter: LogFilter) -> int:
+        statement = self.filtered(log_filter, func.count())
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def summary(self, log_filter: LogFilter) -> LogSummary:
+        log = CommunicationLog
+        delivered = or_(log.delivered_at.is_not(None), log.status.in_(DELIVERED_STATUSES))
+        read = or_(log.read_at.is_not(None), log.status == MessageStatus.READ)
+        statement = self.filtered(
+            log_filter,
+            func.count(),
+            func.count().filter(delivered),
+            func.count().filter(log.opened_at.is_not(None)),
+            func.count().filter(read),
+            func.count().filter(log.status == MessageStatus.BOUNCED),
+            func.count().filter(log.status.in_(FAILED_STATUSES)),
+        )
+        row = (await self.session.execute(statement)).one()
+        return LogSummary(*(int(value) for value in row))
+
+    async def for_messages(self, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        """Every attempt of each message, first attempt first."""
+        statement = (
+            self.scoped()
+            .where(CommunicationLog.message_id.in_(message_ids))
+            .order_by(CommunicationLog.created_at, CommunicationLog.id)
+        )
+        grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
+        for log in (await self.session.execute(statement)).scalars():
+            grouped[log.message_id].append(log)
+        return grouped
+
+    async def pages_for_clients(
+        self, client_ids: list[uuid.UUID], page: KeysetPage
+    ) -> dict[uuid.UUID, Page[CommunicationLog]]:
+        return await fetch_pages_per_parent(
+            self.session,
+            self.live(),
+            CommunicationLog,
+            CommunicationLog.client_id,
+            client_ids,
+            page,
+        )
+
+    async def count_for_clients(self, client_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+        statement = (
+            self.live(CommunicationLog.client_id, func.count())
+            .where(CommunicationLog.client_id.in_(client_ids))
+            .group_by(CommunicationLog.client_id)
+        )
+        counts = dict((await self.session.execute(statement)).tuples().all())
+        return {client_id: counts.get(client_id, 0) for client_id in client_ids}
+
+
+class LogEventRepository(OrganizationScopedRepository[LogEvent]):
+    model = LogEvent
+
+    async def for_logs(self, log_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[LogEvent]]:
+        """Each attempt's timeline in the order things happened."""
+        statement = (
+            self.scoped()
+            .where(LogEvent.log_id.in_(log_ids))
+            .order_by(LogEvent.occurred_at, LogEvent.created_at, LogEvent.id)
+        )
+        grouped: dict[uuid.UUID, list[LogEvent]] = defaultdict(list)
+        for event in (await self.session.execute(statement)).scalars():
+            grouped[event.log_id].append(event)
+        return grouped
+
+
+__all__ = [
+    "CommunicationLogRepository",
+    "LogEventRepository",
+    "MessageCountRepository",
+    "MessageRepository",
+    "compact_message_counts",
+    "recipient_candidates",
+]

@@ -1,0 +1,244 @@
+"""Reading messages and their attempts: lists, counts and summaries for every door.
+
+GraphQL connections and the REST shim's ``GET /api/messages`` and Coordinalo
+log routes all come through here with the filters of
+:mod:`mensajero.services.listing`, so they answer the same rows and totals.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mensajero.models import CommunicationLog, LogEvent, Message
+from mensajero.repositories.message import (
+    CommunicationLogRepository,
+    LogEventRepository,
+    MessageCountRepository,
+    MessageRepository,
+)
+from mensajero.repositories.organization import get_organization
+from mensajero.services.errors import InvalidInput
+from mensajero.services.listing import (
+    KeysetPage,
+    LogFilter,
+    LogSummary,
+    MessageFilter,
+    OffsetPage,
+    Page,
+    TimeRange,
+    matches_nothing,
+)
+
+# Filters the rollup can answer; any other filter needs an exact COUNT.
+_ROLLUP_FIELDS = {"statuses", "channels", "communication_types", "direction", "created"}
+
+
+def _intersect(first: TimeRange | None, second: TimeRange | None) -> TimeRange | None:
+    if first is None or second is None:
+        return first or second
+    starts = [value for value in (first.start, second.start) if value is not None]
+    ends = [value for value in (first.end, second.end) if value is not None]
+    return TimeRange(max(starts) if starts else None, min(ends) if ends else None)
+
+
+async def _organization_zone(session: AsyncSession, organization_id: uuid.UUID) -> ZoneInfo:
+    organization = await get_organization(session, organization_id)
+    try:
+        return ZoneInfo(organization.timezone if organization else "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+async def resolve_message_filter(
+    session: AsyncSession, *, organization_id: uuid.UUID, message_filter: MessageFilter
+) -> MessageFilter:
+    """Turn the calendar days of ``start_date``/``end_date`` into a creation time range.
+
+    The days are the organization's (a Bogotá clinic's "2026-01-31" ends at
+    05:00 UTC on February 1st); ``end_date`` is inclusive.
+    """
+    f = message_filter
+    if f.start_date is None and f.end_date is None:
+        return f
+    if f.start_date and f.end_date and f.start_date > f.end_date:
+        raise InvalidInput("'startDate' must not be after 'endDate'", field="startDate")
+    zone = await _organization_zone(session, organization_id)
+
+    def midnight(day: object) -> datetime:
+        return datetime.combine(day, time(), zone).astimezone(UTC)  # type: ignore[arg-type]
+
+    days = TimeRange(
+        midnight(f.start_date) if f.start_date else None,
+        midnight(f.end_date + timedelta(days=1)) if f.end_date else None,
+    )
+    return replace(f, start_date=None, end_date=None, created=_intersect(f.created, days))
+
+
+def _rollup_can_answer(f: MessageFilter) -> bool:
+    for name in MessageFilter.__slots__:  # type: ignore[attr-defined]
+        if name not in _ROLLUP_FIELDS and getattr(f, name) is not None:
+            return False
+    bounds = [] if f.created is None else [f.created.start, f.created.end]
+    return all(
+        bound is None or (bound.minute, bound.second, bound.microsecond) == (0, 0, 0)
+        for bound in bounds
+    )
+
+
+async def list_messages(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    message_filter: MessageFilter,
+    page: KeysetPage,
+) -> Page[Message]:
+    f = await resolve_message_filter(
+        session, organization_id=organization_id, message_filter=message_filter
+    )
+    if matches_nothing(f.campaign_ids, f.client_ids):
+        return Page([], has_next=False, has_previous=False)
+    return await MessageRepository(session, organization_id).page(f, page)
+
+
+async def count_messages(
+    session: AsyncSession, *, organization_id: uuid.UUID, message_filter: MessageFilter
+) -> int:
+    """How many live messages match, from the rollup whenever the filter allows.
+
+    The rollup answers filters on status, channel, type, direction and
+    hour-aligned creation ranges (whole days in a whole-hour timezone are) in
+    a few milliseconds at any size; other filters count the matching rows.
+    """
+    f = await resolve_message_filter(
+        session, organization_id=organization_id, message_filter=message_filter
+    )
+    if matches_nothing(f.campaign_ids, f.client_ids):
+        return 0
+    if _rollup_can_answer(f):
+        return await MessageCountRepository(session, organization_id).count(
+            statuses=f.statuses,
+            channels=f.channels,
+            communication_types=f.communication_types,
+            direction=f.direction,
+            created=f.created,
+        )
+    return await MessageRepository(session, organization_id).count(f)
+
+
+async def list_messages_by_offset(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    message_filter: MessageFilter,
+    page: OffsetPage,
+) -> tuple[list[Message], int]:
+    """A REST page (``page``/``limit``) and the total of matching messages."""
+    f = await resolve_message_filter(
+        session, organization_id=organization_id, message_filter=message_filter
+    )
+    if matches_nothing(f.campaign_ids, f.client_ids):
+        return [], 0
+    rows = await MessageRepository(session, organization_id).offset_page(f, page)
+    total = await count_messages(session, organization_id=organization_id, message_filter=f)
+    return rows, total
+
+
+async def get_messages(
+    session: AsyncSession, *, organization_id: uuid.UUID, message_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Message]:
+    return await MessageRepository(session, organization_id).get_many(message_ids)
+
+
+async def message_pages_for_clients(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    client_ids: list[uuid.UUID],
+    page: KeysetPage,
+) -> dict[uuid.UUID, Page[Message]]:
+    return await MessageRepository(session, organization_id).pages_for_clients(client_ids, page)
+
+
+async def message_counts_for_clients(
+    session: AsyncSession, *, organization_id: uuid.UUID, client_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    return await MessageRepository(session, organization_id).count_for_clients(client_ids)
+
+
+# --- communication logs ------------------------------------------------------
+
+
+async def list_logs(
+    session: AsyncSession, *, organization_id: uuid.UUID, log_filter: LogFilter, page: KeysetPage
+) -> Page[CommunicationLog]:
+    if matches_nothing(log_filter.client_ids, log_filter.campaign_ids, log_filter.message_ids):
+        return Page([], has_next=False, has_previous=False)
+    return await CommunicationLogRepository(session, organization_id).page(log_filter, page)
+
+
+async def list_logs_by_offset(
+    session: AsyncSession, *, organization_id: uuid.UUID, log_filter: LogFilter, page: OffsetPage
+) -> tuple[list[CommunicationLog], LogSummary]:
+    """A REST page of logs and the summary of the whole filtered set (its total included)."""
+    summary = await summarize_logs(session, organization_id=organization_id, log_filter=log_filter)
+    if summary.total == 0:
+        return [], summary
+    rows = await CommunicationLogRepository(session, organization_id).offset_page(log_filter, page)
+    return rows, summary
+
+
+async def count_logs(
+    session: AsyncSession, *, organization_id: uuid.UUID, log_filter: LogFilter
+) -> int:
+    if matches_nothing(log_filter.client_ids, log_filter.campaign_ids, log_filter.message_ids):
+        return 0
+    return await CommunicationLogRepository(session, organization_id).count(log_filter)
+
+
+async def summarize_logs(
+    session: AsyncSession, *, organization_id: uuid.UUID, log_filter: LogFilter
+) -> LogSummary:
+    if matches_nothing(log_filter.client_ids, log_filter.campaign_ids, log_filter.message_ids):
+        return LogSummary(0, 0, 0, 0, 0, 0)
+    return await CommunicationLogRepository(session, organization_id).summary(log_filter)
+
+
+async def get_logs(
+    session: AsyncSession, *, organization_id: uuid.UUID, log_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, CommunicationLog]:
+    return await CommunicationLogRepository(session, organization_id).get_many(log_ids)
+
+
+async def logs_for_messages(
+    session: AsyncSession, *, organization_id: uuid.UUID, message_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[CommunicationLog]]:
+    return await CommunicationLogRepository(session, organization_id).for_messages(message_ids)
+
+
+async def log_pages_for_clients(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    client_ids: list[uuid.UUID],
+    page: KeysetPage,
+) -> dict[uuid.UUID, Page[CommunicationLog]]:
+    return await CommunicationLogRepository(session, organization_id).pages_for_clients(
+        client_ids, page
+    )
+
+
+async def log_counts_for_clients(
+    session: AsyncSession, *, organization_id: uuid.UUID, client_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    return await CommunicationLogRepository(session, organization_id).count_for_clients(client_ids)
+
+
+async def timelines_for_logs(
+    session: AsyncSession, *, organization_id: uuid.UUID, log_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[LogEvent]]:
+    return await LogEventRepository(session, organization_id).for_logs(log_ids)
