@@ -1,0 +1,106 @@
+"""Provider registry, the pooled HTTP client, and Retry-After parsing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from mensajero.models import Channel
+from mensajero.providers.base import ProviderEvent, is_idempotent
+from mensajero.providers.email.resend import ResendEmailProvider
+from mensajero.providers.http import parse_retry_after
+from mensajero.providers.registry import (
+    build_providers,
+    create_provider_http_client,
+    provider_names,
+)
+from mensajero.providers.sandbox import SandboxProvider
+from mensajero.providers.sms.twilio import TwilioSmsProvider
+from mensajero.providers.whatsapp.evolution import EvolutionWhatsAppProvider
+from mensajero.settings import Settings
+
+
+async def _emit(event: ProviderEvent, delay: float) -> None:
+    raise AssertionError("not expected")
+
+
+async def test_sandbox_everywhere_by_default() -> None:
+    settings = Settings()
+    async with create_provider_http_client(settings) as http:
+        providers = build_providers(settings, http, emit=_emit)
+
+    assert set(providers) == {Channel.SMS, Channel.EMAIL, Channel.WHATSAPP}
+    for channel, provider in providers.items():
+        assert isinstance(provider, SandboxProvider)
+        assert provider.channel is channel
+    assert provider_names(settings) == {
+        Channel.SMS: "sandbox",
+        Channel.EMAIL: "sandbox",
+        Channel.WHATSAPP: "sandbox",
+    }
+
+
+async def test_real_providers_by_setting() -> None:
+    settings = Settings(
+        sms_provider="twilio", email_provider="resend", whatsapp_provider="evolution"
+    )
+    async with create_provider_http_client(settings) as http:
+        providers = build_providers(settings, http, emit=_emit)
+
+    assert isinstance(providers[Channel.SMS], TwilioSmsProvider)
+    assert isinstance(providers[Channel.EMAIL], ResendEmailProvider)
+    assert isinstance(providers[Channel.WHATSAPP], EvolutionWhatsAppProvider)
+    assert [is_idempotent(providers[c]) for c in Channel] == [False, False, True]
+    assert provider_names(settings) == {
+        Channel.SMS: "twilio",
+        Channel.EMAIL: "resend",
+        Channel.WHATSAPP: "evolution",
+    }
+
+
+async def test_mixed_sandbox_and_real() -> None:
+    settings = Settings(email_provider="resend")
+    async with create_provider_http_client(settings) as http:
+        providers = build_providers(settings, http, emit=_emit)
+    assert isinstance(providers[Channel.EMAIL], ResendEmailProvider)
+    assert isinstance(providers[Channel.SMS], SandboxProvider)
+
+
+async def test_pooled_client_limits_and_timeouts() -> None:
+    settings = Settings(
+        provider_timeout_seconds=7.5,
+        provider_connect_timeout_seconds=2.0,
+        provider_max_connections=32,
+    )
+    http = create_provider_http_client(settings)
+    try:
+        assert http.timeout.read == 7.5
+        assert http.timeout.connect == 2.0
+        pool = http._transport._pool  # type: ignore[attr-defined]
+        assert pool._max_connections == 32
+        assert http.headers["User-Agent"].startswith("mensajero/")
+    finally:
+        await http.aclose()
+    assert isinstance(http, httpx.AsyncClient)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("7", 7.0),
+        (" 2.5 ", 2.5),
+        ("0", 0.0),
+        ("-3", 0.0),
+        ("Sun, 22 Nov 2026 10:00:30 GMT", 30.0),
+        ("Sun, 22 Nov 2026 09:59:00 GMT", 0.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("nan", None),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    now = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
+    assert parse_retry_after(value, now=now) == expected
