@@ -11,6 +11,7 @@ from mensajero.resolvers.client import ClientQuery
 from mensajero.resolvers.client_mutations import ClientMutation
 from mensajero.resolvers.conversation import ConversationQuery
 from mensajero.resolvers.message import MessageQuery
+from mensajero.resolvers.messaging import MessagingMutation, MessagingQuery
 from mensajero.resolvers.organization import OrganizationMutation, OrganizationQuery
 from mensajero.schema.errors import graphql_error
 from mensajero.schema.limits import code_limit_error, schema_extensions
@@ -19,7 +20,14 @@ from mensajero.settings import get_settings
 
 
 @strawberry.type
-class Query(OrganizationQuery, ClientQuery, MessageQuery, CampaignQuery, ConversationQuery):
+class Query(
+    OrganizationQuery,
+    ClientQuery,
+    MessageQuery,
+    CampaignQuery,
+    ConversationQuery,
+    MessagingQuery,
+):
     node: relay.Node | None = relay.node(
         description="Any object by its global id; another organization's ids answer null."
     )
@@ -27,7 +35,7 @@ class Query(OrganizationQuery, ClientQuery, MessageQuery, CampaignQuery, Convers
 
 
 @strawberry.type
-class Mutation(OrganizationMutation, ClientMutation):
+class Mutation(OrganizationMutation, ClientMutation, MessagingMutation):
     pass
 
 
