@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from mensajero.db import create_engine, create_sessionmaker
 from mensajero.metrics import MetricsMiddleware, metrics_endpoint
 from mensajero.redis import create_redis
+from mensajero.rest.provider_webhooks import provider_webhook_routes
 from mensajero.schema.view import create_graphql_endpoint
 from mensajero.settings import Settings, get_settings
 from mensajero.workers import build_worker, count_live_workers
@@ -65,6 +66,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
+        *provider_webhook_routes(),
     ]
 
 

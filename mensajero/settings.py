@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = 500
     queue_name: str = "mensajero:queue"
 
+    # Delivery: provider calls in flight per worker process (one pooled client),
+    # retries of transient provider errors, and the reconciler. A claim (SENDING)
+    # or a due QUEUED attempt untouched for ``dispatch_stale_after_seconds`` is
+    # recovered: keep it above a batch's longest send and the providers' callback
+    # latency (see mensajero/workers/delivery.py).
+    dispatch_send_concurrency: int = 100
+    dispatch_max_retries: int = 5
+    dispatch_retry_base_seconds: float = 2.0
+    dispatch_retry_max_seconds: float = 600.0
+    dispatch_stale_after_seconds: float = 120.0
+    reconcile_interval_seconds: int = 30
+    reconcile_batch_limit: int = 5000
+
     # Pricing, in credits. One SMS segment costs ``price_sms_segment``.
     price_sms_segment: int = 1
     price_whatsapp_message: int = 1

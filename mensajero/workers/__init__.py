@@ -16,6 +16,7 @@ from arq.worker import Function, Worker, func
 
 from mensajero.db import create_engine, create_sessionmaker
 from mensajero.settings import Settings
+from mensajero.workers import delivery as delivery_jobs
 
 HEARTBEAT_KEY_PREFIX = "mensajero:worker:heartbeat:"
 HEARTBEAT_TTL_SECONDS = 30
@@ -54,7 +55,12 @@ async def count_live_workers(redis: ArqRedis) -> int:
 
 def job_functions() -> list[Function]:
     """Every job the workers run; later domains add theirs here."""
-    return [func(heartbeat, name="system.heartbeat")]
+    return [
+        func(heartbeat, name="system.heartbeat"),
+        func(delivery_jobs.dispatch, name=delivery_jobs.DISPATCH_JOB),
+        func(delivery_jobs.apply_provider_event, name=delivery_jobs.APPLY_EVENT_JOB),
+        func(delivery_jobs.reconcile, name=delivery_jobs.RECONCILE_JOB),
+    ]
 
 
 async def _on_startup(ctx: dict[str, Any]) -> None:
@@ -64,10 +70,12 @@ async def _on_startup(ctx: dict[str, Any]) -> None:
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
         ctx["owns_engine"] = True
+    await delivery_jobs.start_delivery(ctx)
     await heartbeat(ctx)
 
 
 async def _on_shutdown(ctx: dict[str, Any]) -> None:
+    await delivery_jobs.stop_delivery(ctx)
     if ctx.get("owns_engine"):
         await ctx["engine"].dispose()
 
@@ -95,7 +103,14 @@ def build_worker(
                 second={0, 10, 20, 30, 40, 50},
                 run_at_startup=False,
                 unique=False,
-            )
+            ),
+            cron(
+                delivery_jobs.reconcile,
+                name=f"{delivery_jobs.RECONCILE_JOB}.cron",
+                second=set(range(0, 60, max(min(settings.reconcile_interval_seconds, 60), 1))),
+                # A restarted worker recovers a dead one's claims without waiting.
+                run_at_startup=True,
+            ),
         ],
         redis_pool=redis,
         queue_name=settings.queue_name,
