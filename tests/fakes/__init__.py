@@ -10,7 +10,12 @@ Importable by any test or benchmark::
     with fake.run_in_thread() as base_url:       # a real TCP server
         ...
 
-or in another process: ``python -m tests.fakes resend --port 0`` (prints its URL).
+or in another process: ``with fake_process("twilio", "--latency-ms", "20") as base_url:``
+(``tests.fakes.process``; it runs ``python -m tests.fakes twilio --port 0``).
+
+Each fake also builds the callbacks its provider would send about a message it
+accepted, signed as the provider signs them: ``FakeTwilio.status_callback``,
+``FakeResend.webhook_event``, ``FakeEvolution.status_webhook``.
 """
 
 from tests.fakes.base import FailureRule, FakeProviderServer, ThreadedServer

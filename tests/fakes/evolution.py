@@ -75,6 +75,19 @@ class FakeEvolution(FakeProviderServer):
     ) -> Response:
         return evolution_error(status, [message or code or _REASONS.get(status, "Error")])
 
+    def status_webhook(self, key_id: str, status: str, **kwargs: Any) -> dict[str, Any]:
+        """The ``messages.update`` webhook Evolution would post about message ``key_id``."""
+        for message in self.messages:
+            if message["key"]["id"] == key_id:
+                return messages_update(
+                    key_id,
+                    status,
+                    remote_jid=message["key"]["remoteJid"],
+                    instance=message["instance"],
+                    **{"apikey": self.api_key, **kwargs},
+                )
+        raise KeyError(key_id)
+
     async def send_text(self, request: Request) -> Response:
         payload = json_body_or_none(await request.body())
         await self.record_request(request, payload)

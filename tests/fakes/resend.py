@@ -92,6 +92,26 @@ class FakeResend(FakeProviderServer):
             self._idempotent.clear()
             self._in_progress.clear()
 
+    def message(self, email_id: str) -> dict[str, Any]:
+        """The accepted email with this id."""
+        for message in self.messages:
+            if message["id"] == email_id:
+                return message
+        raise KeyError(email_id)
+
+    def webhook_event(
+        self, email_id: str, event_type: str, secret: str, *, msg_id: str | None = None, **data: Any
+    ) -> tuple[bytes, dict[str, str]]:
+        """(raw body, headers) of the event Resend would send about ``email_id``, signed.
+
+        Carries the tags the client sent (so the attempt id comes back, as it does
+        from Resend).
+        """
+        message = self.message(email_id)
+        payload = event_payload(event_type, email_id, to=message["to"][0], **data)
+        payload["data"]["tags"] = message.get("tags") or []
+        return signed_event(payload, secret, msg_id=msg_id)
+
     async def send_email(self, request: Request) -> Response:
         raw = await request.body()
         payload = json_body_or_none(raw)

@@ -151,6 +151,35 @@ class FakeTwilio(FakeProviderServer):
         )
         return JSONResponse(resource, status_code=201)
 
+    def message(self, sid: str) -> dict[str, Any]:
+        """The accepted message with this sid."""
+        for message in self.messages:
+            if message["sid"] == sid:
+                return message
+        raise KeyError(sid)
+
+    def status_callback(
+        self, sid: str, status: str, *, error_code: str | None = None, **extra: str
+    ) -> tuple[str, dict[str, str], dict[str, str]]:
+        """(url, form, headers) of the callback Twilio would post for message ``sid``.
+
+        Signed with this fake's auth token for the StatusCallback URL the client gave.
+        """
+        message = self.message(sid)
+        url = message["status_callback"]
+        form, headers = signed_status_callback(
+            url,
+            self.auth_token,
+            sid,
+            status,
+            account_sid=self.account_sid,
+            to=message["to"],
+            sender=message["from"] or "+15005550006",
+            error_code=error_code,
+            **extra,
+        )
+        return url, form, headers
+
     def _resource(self, params: dict[str, str]) -> dict[str, Any]:
         now = format_datetime(datetime.now(UTC), usegmt=True)
         sid = new_sid()
