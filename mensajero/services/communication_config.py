@@ -152,7 +152,7 @@ def validate_time_zone(value: Any, field: str) -> str | None:
         raise InvalidInput(f"{field} must be an IANA time zone name", field=field)
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Chile" is a directory
         raise InvalidInput(
             f"'{value}' is not an IANA time zone (e.g. America/Santiago)", field=field
         ) from None
