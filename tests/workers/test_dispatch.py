@@ -1,0 +1,229 @@
+"""delivery.dispatch against the fake Twilio in-process, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest_asyncio
+from arq.connections import ArqRedis
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from mensajero.db import create_sessionmaker
+from mensajero.models import CommunicationLog, Message, MessageStatus, Organization, utcnow
+from mensajero.providers.registry import build_providers
+from mensajero.settings import SmsProviderName
+from mensajero.workers import delivery as delivery_jobs
+from tests.conftest import Backend
+from tests.delivery_support import create_attempt_row, reload, timeline
+from tests.factories import create_organization
+from tests.fakes.twilio import FakeTwilio
+
+S = MessageStatus
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "dispatch-test-token"
+
+
+@pytest_asyncio.fixture
+async def fake_twilio() -> FakeTwilio:
+    return FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+
+
+@pytest_asyncio.fixture
+async def worker_ctx(
+    backend: Backend, connection: AsyncConnection, redis: ArqRedis, fake_twilio: FakeTwilio
+) -> AsyncIterator[dict[str, Any]]:
+    """The context a worker builds on startup, with the fake Twilio in-process."""
+    settings = backend.settings(
+        sms_provider=SmsProviderName.TWILIO,
+        twilio_base_url="http://fake",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_from_number="+15005550006",
+        dispatch_max_retries=2,
+    )
+    async with fake_twilio.client() as http:
+
+        async def emit(*_: Any) -> None:
+            raise AssertionError("no sandbox here")
+
+        yield {
+            "settings": settings,
+            "sessionmaker": create_sessionmaker(connection),
+            "redis": redis,
+            "providers": build_providers(settings, http, emit=emit),
+            "send_semaphore": asyncio.Semaphore(8),
+        }
+
+
+async def _queued(session: AsyncSession, count: int, **kwargs: Any) -> tuple[Organization, list]:
+    organization = await create_organization(session, credit_balance=100)
+    logs = [
+        await create_attempt_row(
+            session, organization, recipient=f"+5730012300{index:02d}", **kwargs
+        )
+        for index in range(count)
+    ]
+    await session.commit()
+    return organization, logs
+
+
+async def _queue_jobs(redis: ArqRedis, queue_name: str) -> list[bytes]:
+    return list(await redis.zrange(queue_name, 0, -1))
+
+
+async def test_dispatch_sends_each_attempt_and_records_sent(
+    session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio
+) -> None:
+    _, logs = await _queued(session, 3)
+    result = await delivery_jobs.dispatch(worker_ctx, [str(log.id) for log in logs])
+    assert result == {"claimed": 3, "sent": 3, "failed": 0, "retried": 0, "unknown": 0}
+    sent = {m["to"]: m for m in fake_twilio.messages}
+    for log in logs:
+        log = await reload(session, CommunicationLog, log.id)
+        assert log.status == S.SENT and log.provider == "twilio"
+        assert log.external_id == sent[log.recipient]["sid"]
+        assert sent[log.recipient]["idempotency_token"] == str(log.id)
+        assert await timeline(session, log.id) == ["sending", "sent"]
+        message = await reload(session, Message, log.message_id)
+        assert (message.status, message.provider) == (S.SENT, "twilio")
+        assert message.sent_at is not None
+
+
+async def test_a_job_run_twice_sends_once(
+    session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio
+) -> None:
+    _, logs = await _queued(session, 4)
+    ids = [str(log.id) for log in logs]
+    first, second = await asyncio.gather(
+        delivery_jobs.dispatch(worker_ctx, ids), delivery_jobs.dispatch(worker_ctx, ids)
+    )
+    third = await delivery_jobs.dispatch(worker_ctx, ids)
+    assert first["claimed"] + second["claimed"] == 4
+    assert third == {"claimed": 0}
+    assert len(fake_twilio.messages) == 4
+
+
+async def test_permanent_error_fails_with_provider_code_and_refunds(
+    session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio
+) -> None:
+    organization, logs = await _queued(session, 2)
+    balance = organization.credit_balance
+    fake_twilio.fail_recipients(
+        re.escape(logs[0].recipient), 400, code="21211", message="The 'To' number is not valid."
+    )
+    result = await delivery_jobs.dispatch(worker_ctx, [str(log.id) for log in logs])
+    assert (result["sent"], result["failed"]) == (1, 1)
+    failed = await reload(session, CommunicationLog, logs[0].id)
+    assert (failed.status, failed.error_code) == (S.FAILED, "21211")
+    assert failed.error_message == "The 'To' number is not valid."
+    assert failed.refunded and failed.failed_at is not None
+    assert await timeline(session, failed.id) == ["sending", "failed"]
+    organization = await reload(session, Organization, organization.id)
+    assert organization.credit_balance == balance + 1
+    message = await reload(session, Message, failed.message_id)
+    assert message.status == S.FAILED
+
+
+async def test_transient_error_requeues_with_backoff_then_sends(
+    session: AsyncSession,
+    worker_ctx: dict[str, Any],
+    fake_twilio: FakeTwilio,
+    redis: ArqRedis,
+) -> None:
+    _, logs = await _queued(session, 1)
+    log_id = logs[0].id
+    fake_twilio.fail_next(1, 503)
+    before = utcnow()
+    result = await delivery_jobs.dispatch(worker_ctx, [str(log_id)])
+    assert result["retried"] == 1
+    log = await reload(session, CommunicationLog, log_id)
+    assert log.status == S.QUEUED
+    assert log.provider_metadata["retries"] == 1
+    assert log.provider_metadata["lastError"]["code"] == "20503"
+    assert log.not_before is not None and log.not_before > before
+    assert not log.refunded
+    jobs = await _queue_jobs(redis, worker_ctx["settings"].queue_name)
+    assert any(job.startswith(b"delivery.dispatch:retry:") for job in jobs)
+    # Not due yet: a run now claims nothing.
+    assert await delivery_jobs.dispatch(worker_ctx, [str(log_id)]) == {"claimed": 0}
+    await session.execute(
+        update(CommunicationLog)
+        .where(CommunicationLog.id == log_id)
+        .values(not_before=utcnow() - timedelta(seconds=1))
+    )
+    await session.commit()
+    assert (await delivery_jobs.dispatch(worker_ctx, [str(log_id)]))["sent"] == 1
+    assert await timeline(session, log_id) == ["sending", "queued", "sending", "sent"]
+    assert len(fake_twilio.messages) == 1
+
+
+async def test_rate_limit_honours_retry_after(
+    session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio
+) -> None:
+    _, logs = await _queued(session, 1)
+    fake_twilio.rate_limit_next(1, retry_after=120)
+    before = utcnow()
+    await delivery_jobs.dispatch(worker_ctx, [str(logs[0].id)])
+    log = await reload(session, CommunicationLog, logs[0].id)
+    assert log.status == S.QUEUED
+    assert log.not_before is not None
+    assert log.not_before >= before + timedelta(seconds=119)
+
+
+async def test_retries_exhausted_fail_and_refund(
+    session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio
+) -> None:
+    organization, logs = await _queued(session, 1)
+    log_id = logs[0].id
+    fake_twilio.fail_next(10, 500)
+    for _ in range(3):  # dispatch_max_retries=2: the third failure is final
+        await session.execute(
+            update(CommunicationLog).where(CommunicationLog.id == log_id).values(not_before=None)
+        )
+        await session.commit()
+        await delivery_jobs.dispatch(worker_ctx, [str(log_id)])
+    log = await reload(session, CommunicationLog, log_id)
+    assert (log.status, log.refunded) == (S.FAILED, True)
+    assert len(fake_twilio.messages) == 0
+
+
+async def test_whatsapp_permanent_failure_creates_the_email_fallback_attempt(
+    session: AsyncSession, worker_ctx: dict[str, Any]
+) -> None:
+    from mensajero.models import ChannelConfig
+    from tests.factories import create_client
+
+    organization = await create_organization(session, credit_balance=10)
+    session.add(
+        ChannelConfig(
+            organization_id=organization.id,
+            preferences={"fallbackEnabled": True, "fallbackChannel": "email"},
+        )
+    )
+    client = await create_client(session, organization)
+    log = await create_attempt_row(session, organization, client, channel="whatsapp")
+    await session.commit()
+    # No WhatsApp provider in this worker: a permanent failure before any provider.
+    worker_ctx["providers"] = {
+        channel: provider
+        for channel, provider in worker_ctx["providers"].items()
+        if channel != "whatsapp"
+    }
+    result = await delivery_jobs.dispatch(worker_ctx, [str(log.id)])
+    assert result["failed"] == 1
+    attempts = (
+        await session.execute(
+            select(CommunicationLog.channel, CommunicationLog.status, CommunicationLog.recipient)
+            .where(CommunicationLog.message_id == log.message_id)
+            .order_by(CommunicationLog.attempt_number)
+        )
+    ).all()
+    assert [tuple(a) for a in attempts] == [
+        ("whatsapp", S.FAILED, log.recipient),
+        ("email", S.QUEUED, client.email),
+    ]
