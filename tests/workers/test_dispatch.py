@@ -178,7 +178,7 @@ async def test_rate_limit_honours_retry_after(
 async def test_retries_exhausted_fail_and_refund(
     session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio
 ) -> None:
-    organization, logs = await _queued(session, 1)
+    _, logs = await _queued(session, 1)
     log_id = logs[0].id
     fake_twilio.fail_next(10, 500)
     for _ in range(3):  # dispatch_max_retries=2: the third failure is final
