@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 from arq.connections import ArqRedis
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mensajero.db import create_sessionmaker, transaction
 from mensajero.events import take_pending
 from mensajero.models import (
     Channel,
@@ -21,10 +23,12 @@ from mensajero.models import (
     Organization,
 )
 from mensajero.outbox import enqueue_jobs, pending_jobs, take_pending_jobs
+from mensajero.repositories import credit as credits_repository
 from mensajero.services import communication_config, credits, messaging
 from mensajero.services.errors import InsufficientCredits, InvalidInput, NotFound
 from mensajero.services.segments import SmsEncoding, count_segments
 from mensajero.settings import Settings
+from tests.conftest import Backend
 from tests.factories import create_client, create_organization, create_tag, tag_client
 
 SANTIAGO_23H = datetime(2026, 7, 15, 3, 0, tzinfo=UTC)  # 23:00 in Santiago (UTC-4 in July)
@@ -446,3 +450,54 @@ async def test_ledger_records_the_debit_of_a_batch(session: AsyncSession) -> Non
         )
     ).scalar_one()
     assert (entry.kind, entry.amount, entry.message_count) == (LedgerEntryKind.DEBIT, -1, 1)
+
+
+async def test_concurrent_sends_never_overdraw_and_balance_equals_the_ledger(
+    backend: Backend, redis: ArqRedis
+) -> None:
+    """20 sends at once, each on its own connection and committing, worth more than the balance."""
+    sessionmaker = create_sessionmaker(backend.engine)
+    settings = Settings()
+    recipients_per_send, initial = 3, 40  # room for 13 of the 20 sends
+    async with transaction(sessionmaker) as session:
+        organization = await create_organization(session)
+        await credits.top_up(session, organization_id=organization.id, amount=initial)
+        tag = await create_tag(session, organization)
+        for _ in range(recipients_per_send):
+            await tag_client(session, await create_client(session, organization), tag)
+    organization_id, tag_id = organization.id, tag.id
+
+    async def send() -> bool:
+        try:
+            async with transaction(sessionmaker, redis=redis) as session:
+                await messaging.send_sms_by_tags(
+                    session,
+                    organization_id=organization_id,
+                    message="Hola",
+                    tag_ids=[tag_id],
+                    settings=settings,
+                )
+        except InsufficientCredits:
+            return False
+        return True
+
+    try:
+        outcomes = await asyncio.gather(*(send() for _ in range(20)))
+        successes = sum(outcomes)
+        async with sessionmaker() as session:
+            balance = await credits_repository.get_balance(session, organization_id)
+            ledger = await credits.ledger_balance(session, organization_id=organization_id)
+            messages = await session.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.organization_id == organization_id)
+            )
+        assert successes == initial // recipients_per_send
+        assert balance is not None and balance >= 0
+        assert successes * recipients_per_send + balance == initial
+        assert ledger == balance
+        assert messages == successes * recipients_per_send
+        assert await redis.zcard(settings.queue_name) == successes
+    finally:
+        async with transaction(sessionmaker) as session:
+            await session.execute(delete(Organization).where(Organization.id == organization_id))
