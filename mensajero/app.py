@@ -14,12 +14,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from mensajero.db import create_engine, create_sessionmaker
 from mensajero.metrics import MetricsMiddleware, metrics_endpoint
 from mensajero.redis import create_redis
 from mensajero.rest.provider_webhooks import provider_webhook_routes
+from mensajero.schema.graphiql import STATIC_DIRECTORY, STATIC_URL_PATH
 from mensajero.schema.view import create_graphql_endpoint
 from mensajero.settings import Settings, get_settings
 from mensajero.workers import build_worker, count_live_workers
@@ -66,6 +68,8 @@ def build_routes() -> list[BaseRoute]:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
+        # GraphiQL's vendored assets (mensajero/static/graphiql): no CDN needed.
+        Mount(STATIC_URL_PATH, app=StaticFiles(directory=STATIC_DIRECTORY), name="static"),
         *provider_webhook_routes(),
     ]
 

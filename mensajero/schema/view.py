@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -14,11 +14,19 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from mensajero.db import transaction
 from mensajero.schema.context import Context
+from mensajero.schema.graphiql import GRAPHIQL_CONTENT_SECURITY_POLICY, render_graphiql_page
 from mensajero.services.auth import authenticate, extract_api_key
 from mensajero.services.errors import Unauthenticated
 
 
 class MensajeroGraphQL(GraphQL[Context, None]):
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
+        """Our GraphiQL page, every asset served by this app (no CDN): it works offline."""
+        return HTMLResponse(
+            render_graphiql_page(request.scope.get("root_path", "")),
+            headers={"Content-Security-Policy": GRAPHIQL_CONTENT_SECURITY_POLICY},
+        )
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         state = request.scope.setdefault("state", {})
         context = Context(
