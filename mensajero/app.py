@@ -18,9 +18,11 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from mensajero.db import create_engine, create_sessionmaker
+from mensajero.events import EventHub
 from mensajero.metrics import MetricsMiddleware, metrics_endpoint
 from mensajero.redis import create_redis
 from mensajero.rest.provider_webhooks import provider_webhook_routes
+from mensajero.schema.broadcast import SubscriptionBroadcaster
 from mensajero.schema.graphiql import STATIC_DIRECTORY, STATIC_URL_PATH
 from mensajero.schema.view import create_graphql_endpoint
 from mensajero.settings import Settings, get_settings
@@ -87,6 +89,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.redis = await create_redis(settings.redis_url)
+    # One bus subscription for the whole process, fanned out to its websockets.
+    app.state.event_hub = EventHub(app.state.redis, buffer_size=settings.subscription_buffer_size)
+    await app.state.event_hub.start()
+    app.state.subscription_broadcaster = SubscriptionBroadcaster()
     worker_task: asyncio.Task[None] | None = None
     worker = None
     if settings.should_run_embedded_worker:
@@ -108,6 +114,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
             await worker.close()
+        await app.state.event_hub.stop()
         await app.state.redis.aclose()
         await engine.dispose()
 

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = 2000
     graphql_max_page_size: int = 100
 
+    # Live subscriptions: share one execution among identical subscriptions (off only
+    # for the benchmark's baseline); bounded buffers per subscriber (events / frames).
+    subscription_shared_execution: bool = True
+    subscription_buffer_size: int = 1_000
+    subscription_outbox_limit: int = 1_000
+
     api_key_environment: str = Field(default="live", pattern="^(live|test)$")
 
     @property

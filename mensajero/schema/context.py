@@ -63,6 +63,16 @@ class Context:
             else:
                 await commit_and_publish(session, self.request.app.state.redis)
 
+    async def end_event(self) -> None:
+        """Between two events of a subscription: drop the session and the DataLoaders.
+
+        A subscription lives for hours; holding a session would pin a pooled
+        connection (idle in transaction) and DataLoaders would serve stale rows.
+        """
+        async with self._session_lock:
+            await self.close()
+            self.loaders.clear()
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

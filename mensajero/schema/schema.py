@@ -13,6 +13,7 @@ from mensajero.resolvers.conversation import ConversationQuery
 from mensajero.resolvers.message import MessageQuery
 from mensajero.resolvers.messaging import MessagingMutation, MessagingQuery
 from mensajero.resolvers.organization import OrganizationMutation, OrganizationQuery
+from mensajero.resolvers.subscription import MessageSubscription
 from mensajero.schema.errors import graphql_error
 from mensajero.schema.limits import code_limit_error, schema_extensions
 from mensajero.services.errors import DomainError
@@ -39,6 +40,11 @@ class Mutation(OrganizationMutation, ClientMutation, MessagingMutation):
     pass
 
 
+@strawberry.type
+class Subscription(MessageSubscription):
+    pass
+
+
 class MensajeroSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:  # type: ignore[no-untyped-def, override]
         # Domain errors raised in resolvers carry their code to the caller.
@@ -56,6 +62,7 @@ class MensajeroSchema(strawberry.Schema):
 schema = MensajeroSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     # Parse/validation caches and depth, alias and token limits (schema/limits.py).
     extensions=schema_extensions(get_settings()),
 )

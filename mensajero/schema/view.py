@@ -10,16 +10,21 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from mensajero.db import transaction
+from mensajero.schema.broadcast import SharedGraphQLTransportWSHandler
 from mensajero.schema.context import Context
 from mensajero.schema.graphiql import GRAPHIQL_CONTENT_SECURITY_POLICY, render_graphiql_page
-from mensajero.services.auth import authenticate, extract_api_key
+from mensajero.services.auth import authenticate, extract_api_key, extract_api_key_from_payload
 from mensajero.services.errors import Unauthenticated
 
 
 class MensajeroGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = SharedGraphQLTransportWSHandler
+
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:  # type: ignore[override]
         """Our GraphiQL page, every asset served by this app (no CDN): it works offline."""
         return HTMLResponse(
@@ -34,8 +39,32 @@ class MensajeroGraphQL(GraphQL[Context, None]):
             sessionmaker=request.app.state.sessionmaker,
             principal_or_none=state.get("principal"),
         )
+        if isinstance(request, WebSocket):
+            # Strawberry stores the connection_init payload here before on_ws_connect.
+            context.connection_params = None  # type: ignore[attr-defined]
         state["graphql_context"] = context
         return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate a websocket in ``connection_init``, with the HTTP API's keys.
+
+        The payload may carry the key under any of the three header names (or in a
+        ``headers`` object). A missing or bad key rejects the connection: the socket is
+        closed with 4403 Forbidden (graphql-transport-ws; the legacy graphql-ws
+        protocol answers ``connection_error``).
+        """
+        params = getattr(context, "connection_params", None)
+        try:
+            async with transaction(context.sessionmaker) as session:
+                context.principal_or_none = await authenticate(
+                    session,
+                    extract_api_key_from_payload(params if isinstance(params, dict) else None),
+                )
+        except Unauthenticated as error:
+            raise ConnectionRejectionError(
+                {"message": error.message, "extensions": {"code": error.code}}
+            ) from error
+        return UNSET
 
 
 def _wants_graphql_ide(scope: Scope) -> bool:
