@@ -154,6 +154,8 @@ class CommunicationLog(TimestampedModel, table=True):
         Index(None, "organization_id", "client_id", "created_at", "id"),
         Index(None, "organization_id", "campaign_id", "created_at", "id"),
         Index(None, "message_id", "created_at"),
+        # An inbound reply finds the newest attempt sent to its phone, any organization.
+        Index(None, "recipient", "created_at"),
         # Provider callbacks find their attempt by the provider's id.
         Index(
             "ix_communication_logs_provider_external_id",
