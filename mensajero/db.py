@@ -23,6 +23,10 @@ from mensajero.outbox import pending_jobs
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     """Make SQLite behave like a server database for our purposes.
 
@@ -42,6 +46,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
+        # SQLite's lower() folds ASCII only; case-insensitive searches
+        # (ILIKE compiles to lower(x) LIKE lower(y)) must match "MARÍA" to "María".
+        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:

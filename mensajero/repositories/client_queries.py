@@ -81,11 +81,12 @@ class ClientQueryRepository(OrganizationScopedRepository[Client]):
     async def count_for_tags(self, tag_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
         statement = (
             self.live(ClientTag.tag_id, func.count())
+            .select_from(Client)
             .join(ClientTag, ClientTag.client_id == Client.id)
             .where(ClientTag.tag_id.in_(tag_ids))
             .group_by(ClientTag.tag_id)
         )
-        counts = dict((await self.session.execute(statement)).tuples().all())
+        counts = {key: count for key, count in await self.session.execute(statement)}
         return {tag_id: counts.get(tag_id, 0) for tag_id in tag_ids}
 
 
@@ -114,6 +115,6 @@ class TagQueryRepository(OrganizationScopedRepository[Tag]):
             .order_by(Tag.name, Tag.id)
         )
         grouped: dict[uuid.UUID, list[Tag]] = defaultdict(list)
-        for client_id, tag in (await self.session.execute(statement)).tuples():
+        for client_id, tag in await self.session.execute(statement):
             grouped[client_id].append(tag)
         return grouped

@@ -127,7 +127,7 @@ class MessageRepository(OrganizationScopedRepository[Message]):
             .where(Message.client_id.in_(client_ids))
             .group_by(Message.client_id)
         )
-        counts = dict((await self.session.execute(statement)).tuples().all())
+        counts = {key: count for key, count in await self.session.execute(statement)}
         return {client_id: counts.get(client_id, 0) for client_id in client_ids}
 
 
@@ -288,7 +288,7 @@ class CommunicationLogRepository(OrganizationScopedRepository[CommunicationLog])
             .where(CommunicationLog.client_id.in_(client_ids))
             .group_by(CommunicationLog.client_id)
         )
-        counts = dict((await self.session.execute(statement)).tuples().all())
+        counts = {key: count for key, count in await self.session.execute(statement)}
         return {client_id: counts.get(client_id, 0) for client_id in client_ids}
 
 

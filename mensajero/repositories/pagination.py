@@ -93,7 +93,7 @@ async def fetch_pages_per_parent(
         .order_by(numbered.c.parent_id, numbered.c.row_number)
     )
     by_parent: dict[uuid.UUID, list[Any]] = defaultdict(list)
-    for row, parent in result.tuples():
+    for row, parent in result:
         by_parent[parent].append(row)
     for parent in parent_ids:
         pages[parent] = page_from_rows(by_parent.get(parent, []), page)
