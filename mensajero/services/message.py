@@ -20,6 +20,7 @@ from mensajero.repositories.message import (
     LogEventRepository,
     MessageCountRepository,
     MessageRepository,
+    compact_message_counts,
 )
 from mensajero.repositories.organization import get_organization
 from mensajero.services.errors import InvalidInput
@@ -242,3 +243,8 @@ async def timelines_for_logs(
     session: AsyncSession, *, organization_id: uuid.UUID, log_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[LogEvent]]:
     return await LogEventRepository(session, organization_id).for_logs(log_ids)
+
+
+async def compact_counts(session: AsyncSession) -> int:
+    """Fold the message-count rollup's deltas; how many rows went away."""
+    return await compact_message_counts(session)

@@ -17,6 +17,7 @@ from arq.worker import Function, Worker, func
 from mensajero.db import create_engine, create_sessionmaker
 from mensajero.settings import Settings
 from mensajero.workers import delivery as delivery_jobs
+from mensajero.workers import stats as stats_jobs
 
 HEARTBEAT_KEY_PREFIX = "mensajero:worker:heartbeat:"
 HEARTBEAT_TTL_SECONDS = 30
@@ -57,6 +58,7 @@ def job_functions() -> list[Function]:
     """Every job the workers run; later domains add theirs here."""
     return [
         func(heartbeat, name="system.heartbeat"),
+        func(stats_jobs.compact_message_counts, name=stats_jobs.COMPACT_COUNTS_JOB),
         func(delivery_jobs.dispatch, name=delivery_jobs.DISPATCH_JOB),
         func(delivery_jobs.apply_provider_event, name=delivery_jobs.APPLY_EVENT_JOB),
         func(delivery_jobs.reconcile, name=delivery_jobs.RECONCILE_JOB),
@@ -97,6 +99,14 @@ def build_worker(
     return Worker(
         functions=job_functions(),
         cron_jobs=[
+            # The rollup's deltas are folded every five minutes (see models/message_count.py).
+            cron(
+                stats_jobs.compact_message_counts,
+                name=f"{stats_jobs.COMPACT_COUNTS_JOB}.cron",
+                minute=set(range(0, 60, 5)),
+                second=30,
+                run_at_startup=False,
+            ),
             cron(
                 heartbeat,
                 name="system.heartbeat.cron",

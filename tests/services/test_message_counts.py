@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mensajero.db import create_sessionmaker
 from mensajero.models import Message, MessageCount, uuid7
 from mensajero.repositories.message import MessageRepository, compact_message_counts
 from mensajero.services import message as message_service
 from mensajero.services.listing import MessageFilter, TimeRange
+from mensajero.workers import stats as stats_jobs
 from tests.conftest import Backend
 from tests.factories import create_caller, create_client, create_message
 
@@ -165,3 +167,26 @@ async def test_counts_that_the_rollup_cannot_answer_are_exact(session: AsyncSess
             session, organization_id=org.id, message_filter=message_filter
         )
         assert counted == expected, message_filter
+
+
+async def test_compaction_job_keeps_every_sum(
+    session: AsyncSession, connection: AsyncConnection, backend: Backend
+) -> None:
+    caller = await create_caller(session)
+    for index in range(3):
+        await create_message(
+            session, caller.organization, created_at=BASE + timedelta(seconds=index), log=False
+        )
+    await session.execute(update(Message).values(status="SENT"))
+    await session.commit()  # a savepoint of the test's transaction
+    before = await rollup_by_key(session)
+    folded = await stats_jobs.compact_message_counts(
+        {"sessionmaker": create_sessionmaker(connection)}
+    )
+    # PostgreSQL appended a delta per statement; SQLite updates one row per key in place.
+    assert (folded > 0) is (backend.name == "postgres")
+    assert await rollup_by_key(session) == before == await exact_by_key(session)
+    assert (
+        await stats_jobs.compact_message_counts({"sessionmaker": create_sessionmaker(connection)})
+        == 0
+    )
