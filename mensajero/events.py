@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -166,6 +167,15 @@ _RECONNECT_MAX_DELAY = 5.0
 
 logger = logging.getLogger("mensajero.events")
 
+# Process-wide, for /metrics: how many local bus subscribers, and how many were cut off.
+EVENT_SUBSCRIBERS = Gauge(
+    "mensajero_event_subscribers", "Local subscribers of the status-event bus in this process"
+)
+EVENT_SUBSCRIBERS_DROPPED = Counter(
+    "mensajero_event_subscribers_dropped_total",
+    "Bus subscribers disconnected because their buffer overflowed",
+)
+
 
 class SubscriberLagging(Exception):
     """A subscriber's buffer overflowed: it could not keep up and has been cut off."""
@@ -218,7 +228,16 @@ class EventSubscription:
     ``async with`` block) to unsubscribe.
     """
 
-    __slots__ = ("_closed", "_hub", "_queue", "buffer_size", "event_filter", "lagging", "org")
+    __slots__ = (
+        "_closed",
+        "_end_queued",
+        "_hub",
+        "_queue",
+        "buffer_size",
+        "event_filter",
+        "lagging",
+        "org",
+    )
 
     def __init__(
         self, hub: EventHub, organization_id: str, event_filter: EventFilter, buffer_size: int
@@ -230,6 +249,7 @@ class EventSubscription:
         self._queue: asyncio.Queue[StatusEvent | None] = asyncio.Queue()
         self.lagging = False
         self._closed = False
+        self._end_queued = False
 
     def offer(self, status_event: StatusEvent) -> None:
         """Called by the hub for every event of the organization (never blocks)."""
@@ -252,20 +272,26 @@ class EventSubscription:
             return
         self._closed = True
         self._hub._remove(self)
-        # Wake a reader blocked on an empty queue.
+        # Wake a reader blocked on an empty queue (the None is not an event: see pending).
         self._queue.put_nowait(None)
+        self._end_queued = True
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def pending(self) -> int:
-        return self._queue.qsize()
+        """Events waiting to be read."""
+        return self._queue.qsize() - (1 if self._end_queued else 0)
 
     async def get(self) -> StatusEvent:
         """The next event; raises SubscriberLagging, or StopAsyncIteration once closed."""
-        status_event = await self._queue.get()
+        if self._closed and self._queue.empty() and not self._end_queued:
+            status_event = None  # already ended, and the marker was taken
+        else:
+            status_event = await self._queue.get()
         if status_event is None:
+            self._end_queued = False
             if self.lagging:
                 raise SubscriberLagging(self.buffer_size)
             raise StopAsyncIteration
@@ -338,6 +364,7 @@ class EventHub:
             self, org, event_filter or EventFilter(), buffer_size or self.buffer_size
         )
         self._subscribers.setdefault(org, set()).add(subscription)
+        EVENT_SUBSCRIBERS.inc()
         return subscription
 
     @property
@@ -346,13 +373,15 @@ class EventHub:
 
     def _remove(self, subscription: EventSubscription) -> None:
         subscribers = self._subscribers.get(subscription.org)
-        if subscribers is None:
+        if subscribers is None or subscription not in subscribers:
             return
         subscribers.discard(subscription)
+        EVENT_SUBSCRIBERS.dec()
         if not subscribers:
             del self._subscribers[subscription.org]
         if subscription.lagging:
             self.subscribers_dropped += 1
+            EVENT_SUBSCRIBERS_DROPPED.inc()
 
     def dispatch(self, channel: bytes | str, data: bytes | str) -> None:
         """Route one published payload to the local subscribers of its organization."""

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
 from mensajero import models
 from mensajero.events import StatusEvent
+from mensajero.schema import loaders
 from mensajero.schema.enums import Channel, MessageStatus, TimelineEventType
+from mensajero.schema.message import CommunicationLogType, MessageType
 
 
 @strawberry.input(description="Narrow a subscription; every field given must match.")
@@ -52,6 +56,16 @@ class _EventFields:
     metadata: JSON = strawberry.field(description="Details of the event (provider data...).")
     # The bus event itself, for the relation fields (message, log) loaded on demand.
     source: strawberry.Private[StatusEvent]
+
+    @strawberry.field(description="The message, as it reads now (null if deleted).")
+    async def message(self, info: Info[Any, Any]) -> MessageType | None:
+        row = await loaders.message(info).load(UUID(self.source.message_id))
+        return None if row is None or row.deleted_at is not None else MessageType.from_model(row)
+
+    @strawberry.field(description="The communication log (delivery attempt), as it reads now.")
+    async def log(self, info: Info[Any, Any]) -> CommunicationLogType | None:
+        row = await loaders.log(info).load(UUID(self.source.log_id))
+        return None if row is None else CommunicationLogType.from_model(row)
 
     @staticmethod
     def _common(status_event: StatusEvent) -> dict[str, object]:
