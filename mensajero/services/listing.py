@@ -258,3 +258,27 @@ def escape_like(value: str) -> str:
 
 def matches_nothing(*id_filters: tuple[uuid.UUID, ...] | None) -> bool:
     return any(ids is not None and len(ids) == 0 for ids in id_filters)
+
+
+# The internal statuses each dialect's status name covers (SPEC section 4), for
+# the REST doors' ``status`` filters.
+COORDINALO_STATUSES: dict[str, tuple[str, ...]] = {
+    "pending": ("SCHEDULED", "QUEUED", "SENDING"),
+    "sent": ("SENT",),
+    "delivered": ("DELIVERED", "RECEIVED"),
+    "read": ("READ",),
+    "failed": ("UNDELIVERED", "FAILED", "CANCELED"),
+    "bounced": ("BOUNCED",),
+}
+SENDME123_STATUSES: dict[str, tuple[str, ...]] = {
+    "SCHEDULED": ("SCHEDULED",),
+    "QUEUED": ("QUEUED",),
+    "SENDING": ("SENDING",),
+    "SENT": ("SENT",),
+    "DELIVERED": ("DELIVERED",),
+    "READ": ("READ",),
+    "UNDELIVERED": ("UNDELIVERED", "BOUNCED"),
+    "FAILED": ("FAILED",),
+    "CANCELED": ("CANCELED",),
+    "RECEIVED": ("RECEIVED",),
+}
