@@ -646,3 +646,15 @@ async def open_conversation(
         .with_for_update()
     )
     return result.scalar_one_or_none()
+
+
+async def renew_claims(
+    session: AsyncSession, log_ids: Sequence[uuid.UUID], *, now: datetime
+) -> None:
+    """Keep a live worker's claims fresh, so the reconciler never takes them for abandoned."""
+    if log_ids:
+        await session.execute(
+            update(_logs)
+            .where(_logs.c.id.in_(list(log_ids)), _logs.c.status == MessageStatus.SENDING.value)
+            .values(updated_at=now)
+        )

@@ -48,6 +48,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -94,6 +95,9 @@ async def start_delivery(ctx: dict[str, Any]) -> None:
 
     settings: Settings = ctx["settings"]
     redis: ArqRedis = ctx["redis"]
+    # httpx logs every request at INFO: thousands of lines a second while
+    # dispatching, each costing more than the send it describes.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if "provider_http" not in ctx:
         ctx["provider_http"] = create_provider_http_client(settings)
         ctx["owns_provider_http"] = True
@@ -190,10 +194,38 @@ async def dispatch(ctx: dict[str, Any], log_ids: Sequence[str]) -> dict[str, int
         return {"claimed": 0}
     providers: dict[Channel, ChannelProvider] = ctx["providers"]
     semaphore: asyncio.Semaphore = ctx["send_semaphore"]
-    outcomes = await asyncio.gather(
-        *(_send(attempt, providers, configs, semaphore) for attempt in claimed)
+    renewal = asyncio.create_task(
+        _renew_claims_while_sending(settings, sessionmaker, [attempt.id for attempt in claimed])
     )
+    try:
+        outcomes = await asyncio.gather(
+            *(_send(attempt, providers, configs, semaphore) for attempt in claimed)
+        )
+    finally:
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
     return await _record_outcomes(settings, sessionmaker, redis, outcomes)
+
+
+async def _renew_claims_while_sending(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    log_ids: Sequence[uuid.UUID],
+) -> None:
+    """Claims are leases: a live worker renews them, so only a dead one's go stale.
+
+    This lets ``dispatch_stale_after_seconds`` stay short (fast recovery after a
+    crash) however long a batch takes to send.
+    """
+    interval = max(settings.dispatch_stale_after_seconds / 3, 0.1)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with transaction(sessionmaker) as session:
+                await repository.renew_claims(session, log_ids, now=utcnow())
+        except Exception:  # a missed renewal only risks an early (idempotent) recovery
+            logger.exception("could not renew %d claims", len(log_ids))
 
 
 async def _send(
@@ -368,6 +400,21 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     """Recover lost enqueues and dead workers' claims (see the module docstring)."""
     settings: Settings = ctx["settings"]
     redis: ArqRedis = ctx["redis"]
+    # One reconciler at a time across workers: overlapping runs would only
+    # fight over the same rows.
+    lock_ttl = max(int(settings.dispatch_stale_after_seconds), 30)
+    if not await redis.set(_RECONCILE_LOCK, b"1", nx=True, ex=lock_ttl):
+        return {"recovered": 0, "confirmed": 0, "lost": 0}
+    try:
+        return await _reconcile(ctx, settings, redis)
+    finally:
+        await redis.delete(_RECONCILE_LOCK)
+
+
+_RECONCILE_LOCK = "mensajero:delivery:reconcile:lock"
+
+
+async def _reconcile(ctx: dict[str, Any], settings: Settings, redis: ArqRedis) -> dict[str, int]:
     now = utcnow()
     stale_before = now - timedelta(seconds=settings.dispatch_stale_after_seconds)
     limit = settings.reconcile_batch_limit
@@ -390,7 +437,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
                         external_id=external_id,
                         metadata={"reason": "recovered_claim"},
                     ),
-                    now=now,
+                    now=utcnow(),
                 )
                 confirmed += 1
                 continue
@@ -404,7 +451,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
                 reason="recovered_claim",
                 not_before=None,
                 provider_metadata=metadata,
-                now=now,
+                now=utcnow(),
             ):
                 recovered.append(attempt.id)
         lost: list[uuid.UUID] = []

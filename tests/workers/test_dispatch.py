@@ -227,3 +227,64 @@ async def test_whatsapp_permanent_failure_creates_the_email_fallback_attempt(
         ("whatsapp", S.FAILED, log.recipient),
         ("email", S.QUEUED, client.email),
     ]
+
+
+async def test_reconciler_confirms_bound_claims_requeues_the_others_and_finds_lost_jobs(
+    session: AsyncSession,
+    worker_ctx: dict[str, Any],
+    fake_twilio: FakeTwilio,
+    redis: ArqRedis,
+) -> None:
+    _, (bound, unbound, lost) = await _queued(session, 3)
+    long_ago = utcnow() - timedelta(minutes=10)
+    # A dead worker's claims: one a status callback already bound to Twilio's sid.
+    await session.execute(
+        update(CommunicationLog)
+        .where(CommunicationLog.id.in_([bound.id, unbound.id]))
+        .values(status=S.SENDING, updated_at=long_ago)
+    )
+    await session.execute(
+        update(CommunicationLog)
+        .where(CommunicationLog.id == bound.id)
+        .values(provider="twilio", external_id="SMbound")
+    )
+    # An attempt whose enqueue was lost.
+    await session.execute(
+        update(CommunicationLog).where(CommunicationLog.id == lost.id).values(updated_at=long_ago)
+    )
+    await session.commit()
+    result = await delivery_jobs.reconcile(worker_ctx)
+    assert result == {"recovered": 1, "confirmed": 1, "lost": 1}
+    assert (await reload(session, CommunicationLog, bound.id)).status == S.SENT
+    assert (await reload(session, CommunicationLog, unbound.id)).status == S.QUEUED
+    jobs = await _queue_jobs(redis, worker_ctx["settings"].queue_name)
+    assert sum(job.startswith(b"delivery.dispatch:recovered:") for job in jobs) == 1
+    assert sum(job.startswith(b"delivery.dispatch:lost:") for job in jobs) == 1
+    await delivery_jobs.dispatch(worker_ctx, [str(unbound.id), str(lost.id), str(bound.id)])
+    assert sorted(m["idempotency_token"] for m in fake_twilio.messages) == sorted(
+        [str(unbound.id), str(lost.id)]
+    )
+    # Nothing is stale any more.
+    assert await delivery_jobs.reconcile(worker_ctx) == {"recovered": 0, "confirmed": 0, "lost": 0}
+
+
+async def test_an_ambiguous_failure_at_a_non_idempotent_provider_is_not_retried_blindly(
+    session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio
+) -> None:
+    from mensajero.providers.base import ProviderError
+
+    _, logs = await _queued(session, 1)
+
+    class TimingOut:
+        name = "twilio"
+        channel = "sms"
+        idempotent = False
+
+        async def send(self, message: Any) -> Any:
+            raise ProviderError("timeout", "read timeout", transient=True, ambiguous=True)
+
+    worker_ctx["providers"] = {"sms": TimingOut()}
+    result = await delivery_jobs.dispatch(worker_ctx, [str(logs[0].id)])
+    assert result["unknown"] == 1
+    # Left SENDING for a callback or the reconciler's window to decide.
+    assert (await reload(session, CommunicationLog, logs[0].id)).status == S.SENDING
