@@ -28,6 +28,7 @@ from mensajero.providers.whatsapp.evolution import (
 )
 from mensajero.settings import Settings
 from tests.fakes.evolution import FakeEvolution, messages_update, messages_upsert, webhook
+from tests.providers.helpers import wait_for_messages
 
 API_KEY = "B6D711FCDE4D4FD5936544120E713976"
 
@@ -171,6 +172,7 @@ async def test_timeout_is_transient_and_ambiguous(fake: FakeEvolution, base_url:
     assert caught.value.transient is True
     assert caught.value.ambiguous is True
     assert provider.idempotent is False
+    await wait_for_messages(fake, 1)
 
 
 async def test_recipient_without_digits_is_rejected_before_sending(

@@ -26,6 +26,7 @@ from mensajero.providers.email.resend import (
 )
 from mensajero.settings import Settings
 from tests.fakes.resend import FakeResend, event_payload
+from tests.providers.helpers import wait_for_messages
 
 API_KEY = "re_123456789"
 # A secret as Resend shows it: "whsec_" + base64 of the key bytes.
@@ -245,15 +246,22 @@ async def test_server_error_is_transient(
     assert caught.value.status_code == 500
 
 
-async def test_timeout_is_transient(fake: FakeResend, base_url: str) -> None:
+async def test_retry_after_an_ambiguous_timeout_sends_once(fake: FakeResend, base_url: str) -> None:
     fake.latency = 0.5
+    message = email()
     async with httpx.AsyncClient(timeout=0.1) as http:
         with pytest.raises(ProviderError) as caught:
-            await ResendEmailProvider(settings_for(base_url), http).send(email())
+            await ResendEmailProvider(settings_for(base_url), http).send(message)
 
     assert caught.value.code == "timeout"
     assert caught.value.transient is True
     assert caught.value.ambiguous is True
+    # Resend did accept it; the retry with the same key returns that email.
+    await wait_for_messages(fake, 1)
+    fake.latency = 0.0
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        accepted = await ResendEmailProvider(settings_for(base_url), http).send(message)
+    assert [m["id"] for m in fake.messages] == [accepted.external_id]
 
 
 async def test_recipient_pattern_failure(

@@ -25,6 +25,7 @@ from mensajero.providers.sms.twilio import (
 )
 from mensajero.settings import Settings
 from tests.fakes.twilio import FakeTwilio, inbound_sms_params, status_callback_params
+from tests.providers.helpers import wait_for_messages
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "12345678901234567890123456789012"
@@ -204,8 +205,9 @@ async def test_timeout_is_transient_and_ambiguous(fake: FakeTwilio, base_url: st
 
     assert caught.value.transient is True
     assert caught.value.code == "timeout"
-    # The request left: Twilio may have created the message.
+    # The request left, and indeed the provider created the message.
     assert caught.value.ambiguous is True
+    await wait_for_messages(fake, 1)
 
 
 async def test_connection_refused_is_transient_and_not_ambiguous(http: httpx.AsyncClient) -> None:
