@@ -21,6 +21,7 @@ from mensajero.db import create_engine, create_sessionmaker
 from mensajero.events import EventHub
 from mensajero.metrics import MetricsMiddleware, metrics_endpoint
 from mensajero.redis import create_redis
+from mensajero.rest import shim_routes
 from mensajero.rest.provider_webhooks import provider_webhook_routes
 from mensajero.schema.broadcast import SubscriptionBroadcaster
 from mensajero.schema.graphiql import STATIC_DIRECTORY, STATIC_URL_PATH
@@ -73,6 +74,8 @@ def build_routes() -> list[BaseRoute]:
         # GraphiQL's vendored assets (mensajero/static/graphiql): no CDN needed.
         Mount(STATIC_URL_PATH, app=StaticFiles(directory=STATIC_DIRECTORY), name="static"),
         *provider_webhook_routes(),
+        # The REST shim of the legacy APIs, /openapi.json and /docs.
+        *shim_routes(),
     ]
 
 
