@@ -16,7 +16,7 @@ from mensajero.models.message import (
     MessageStatus,
     TimelineEventType,
 )
-from mensajero.models.message_count import MessageCount
+from mensajero.models.message_count import MessageCount, MessageCountTotal
 from mensajero.models.organization import (
     ALL_SCOPES,
     ApiKey,
@@ -55,6 +55,7 @@ __all__ = [
     "MemberRole",
     "Message",
     "MessageCount",
+    "MessageCountTotal",
     "MessageStatus",
     "Organization",
     "Tag",

@@ -18,6 +18,11 @@ transactions touch the same keys in different orders). Compaction
 the deltas of each key back into one row. SQLite has one writer at a time, so
 its row-level triggers update a single row per key in place.
 
+``message_count_totals`` holds the same counts without the hour: a total
+(``messages(filter: {status: DELIVERED}) { totalCount }``) sums a few dozen
+rows there instead of one row per hour and kind here (tens of thousands over
+three months). The same triggers maintain both, the same way.
+
 There is deliberately no foreign key to ``organizations``: deleting an
 organization cascades to its messages, whose delete trigger then writes
 negative deltas for an organization that no longer exists.
@@ -49,6 +54,21 @@ class MessageCount(SQLModel, table=True):
     organization_id: uuid.UUID
     # The UTC hour the messages were created in.
     bucket: datetime = Field(sa_type=UTCDateTime)
+    channel: str = Field(sa_type=enum_column(16))
+    communication_type: str = Field(sa_type=enum_column(32))
+    status: str = Field(sa_type=enum_column(16))
+    direction: str = Field(sa_type=enum_column(8))
+    count: int = Field(sa_type=BigInteger)
+
+
+class MessageCountTotal(SQLModel, table=True):
+    """All-time counts per kind: ``message_counts`` summed over every hour."""
+
+    __tablename__ = "message_count_totals"
+    __table_args__ = (Index(None, "organization_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_BigIntegerKey)
+    organization_id: uuid.UUID
     channel: str = Field(sa_type=enum_column(16))
     communication_type: str = Field(sa_type=enum_column(32))
     status: str = Field(sa_type=enum_column(16))

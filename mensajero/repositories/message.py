@@ -7,10 +7,17 @@ from collections import defaultdict
 from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, text
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mensajero.models import CommunicationLog, LogEvent, Message, MessageCount, MessageStatus
+from mensajero.models import (
+    CommunicationLog,
+    LogEvent,
+    Message,
+    MessageCount,
+    MessageCountTotal,
+    MessageStatus,
+)
 from mensajero.repositories.base import OrganizationScopedRepository
 from mensajero.repositories.pagination import fetch_page, fetch_pages_per_parent
 from mensajero.services.listing import (
@@ -132,7 +139,11 @@ class MessageRepository(OrganizationScopedRepository[Message]):
 
 
 class MessageCountRepository(OrganizationScopedRepository[MessageCount]):
-    """Sums over the trigger-maintained rollup (see ``models/message_count.py``)."""
+    """Sums over the trigger-maintained rollup (see ``models/message_count.py``).
+
+    Without a time range the all-time totals answer (a few dozen rows per
+    organization); with one, the hourly rows inside it.
+    """
 
     model = MessageCount
 
@@ -145,17 +156,39 @@ class MessageCountRepository(OrganizationScopedRepository[MessageCount]):
         direction: str | None = None,
         created: TimeRange | None = None,
     ) -> int:
-        statement = self.scoped(func.coalesce(func.sum(MessageCount.count), 0))
+        table: Any = MessageCount if created is not None else MessageCountTotal
+        statement = select(func.coalesce(func.sum(table.count), 0)).where(
+            table.organization_id == self.organization_id
+        )
         if statuses is not None:
-            statement = statement.where(MessageCount.status.in_(statuses))
+            statement = statement.where(table.status.in_(statuses))
         if channels is not None:
-            statement = statement.where(MessageCount.channel.in_(channels))
+            statement = statement.where(table.channel.in_(channels))
         if communication_types is not None:
-            statement = statement.where(MessageCount.communication_type.in_(communication_types))
+            statement = statement.where(table.communication_type.in_(communication_types))
         if direction is not None:
-            statement = statement.where(MessageCount.direction == direction)
-        statement = statement.where(*_created_conditions(MessageCount.bucket, created))
+            statement = statement.where(table.direction == direction)
+        if created is not None:
+            statement = statement.where(*_created_conditions(MessageCount.bucket, created))
         return int((await self.session.execute(statement)).scalar_one())
+
+
+_FOLD_SQL = """
+WITH keys AS (
+    SELECT {key} FROM {table} GROUP BY {key} HAVING count(*) > 1 OR sum(count) = 0
+),
+folded AS (
+    DELETE FROM {table} AS m USING keys AS k
+    WHERE {match}
+    RETURNING {returning}, m.count
+),
+inserted AS (
+    INSERT INTO {table} ({key}, count)
+    SELECT {key}, sum(count) FROM folded GROUP BY {key} HAVING sum(count) <> 0
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM folded) - (SELECT count(*) FROM inserted)
+"""
 
 
 async def compact_message_counts(session: AsyncSession) -> int:
@@ -167,32 +200,24 @@ async def compact_message_counts(session: AsyncSession) -> int:
     """
     if session.get_bind().dialect.name != "postgresql":
         return 0
-    key = "organization_id, bucket, channel, communication_type, status, direction"
-    result = await session.execute(
-        text(
-            f"""
-            WITH keys AS (
-                SELECT {key} FROM message_counts GROUP BY {key}
-                HAVING count(*) > 1 OR sum(count) = 0
-            ),
-            folded AS (
-                DELETE FROM message_counts AS m USING keys AS k
-                WHERE m.organization_id = k.organization_id AND m.bucket = k.bucket
-                  AND m.channel = k.channel AND m.communication_type = k.communication_type
-                  AND m.status = k.status AND m.direction = k.direction
-                RETURNING m.organization_id, m.bucket, m.channel, m.communication_type,
-                          m.status, m.direction, m.count
-            ),
-            inserted AS (
-                INSERT INTO message_counts ({key}, count)
-                SELECT {key}, sum(count) FROM folded GROUP BY {key} HAVING sum(count) <> 0
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM folded) - (SELECT count(*) FROM inserted)
-            """
+    folded = 0
+    for table, key in (
+        ("message_counts", _HOURLY_KEY),
+        ("message_count_totals", _TOTAL_KEY),
+    ):
+        columns = [column.strip() for column in key.split(",")]
+        sql = _FOLD_SQL.format(
+            table=table,
+            key=key,
+            match=" AND ".join(f"m.{column} = k.{column}" for column in columns),
+            returning=", ".join(f"m.{column}" for column in columns),
         )
-    )
-    return int(result.scalar_one())
+        folded += int((await session.execute(text(sql))).scalar_one())
+    return folded
+
+
+_HOURLY_KEY = "organization_id, bucket, channel, communication_type, status, direction"
+_TOTAL_KEY = "organization_id, channel, communication_type, status, direction"
 
 
 def _log_conditions(f: LogFilter) -> list[ColumnElement[bool]]:
