@@ -370,5 +370,3 @@ async def read_json_body(request: Request, *, optional: bool = False) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ApiError(400, ["El cuerpo de la petición no es JSON válido"]) from None
-
-
