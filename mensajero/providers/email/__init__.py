@@ -1,1 +1,1 @@
-"""email providers."""
+"""Email providers: the Resend client (the sandbox lives in ``providers.sandbox``)."""

@@ -120,6 +120,8 @@ class ResendEmailProvider:
                     transient=False,
                     provider=PROVIDER,
                     status_code=response.status_code,
+                    # It may have been sent: never resend it blindly.
+                    ambiguous=True,
                 )
             return ProviderAccepted(
                 provider=PROVIDER, external_id=str(email_id), status=MessageStatus.SENT, raw=body

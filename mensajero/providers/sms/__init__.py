@@ -1,1 +1,1 @@
-"""sms providers."""
+"""SMS providers: a Twilio-compatible client (the sandbox is ``providers.sandbox``)."""

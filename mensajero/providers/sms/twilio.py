@@ -126,6 +126,8 @@ class TwilioSmsProvider:
                     transient=False,
                     provider=PROVIDER,
                     status_code=response.status_code,
+                    # It may have been sent: never resend it blindly.
+                    ambiguous=True,
                 )
             status = str(body.get("status") or "queued")
             if status in ("failed", "undelivered", "canceled"):

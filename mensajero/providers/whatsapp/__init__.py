@@ -1,1 +1,1 @@
-"""whatsapp providers."""
+"""WhatsApp providers: the Evolution API client (the sandbox lives in ``providers.sandbox``)."""

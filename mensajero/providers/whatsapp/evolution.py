@@ -123,6 +123,8 @@ class EvolutionWhatsAppProvider:
                     transient=False,
                     provider=PROVIDER,
                     status_code=response.status_code,
+                    # It may have been sent: never resend it blindly.
+                    ambiguous=True,
                 )
             return ProviderAccepted(
                 provider=PROVIDER,
