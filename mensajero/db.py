@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from sqlalchemy import Table, event, insert
 from sqlalchemy.ext.asyncio import (
@@ -21,6 +22,10 @@ from mensajero.events import commit_and_publish
 from mensajero.outbox import pending_jobs
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _orjson_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _unicode_lower(value: Any) -> Any:
@@ -77,6 +82,10 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
+        # JSONB columns (message and client metadata) are decoded on every row
+        # read: orjson does it several times faster than the json module.
+        json_deserializer=orjson.loads,
+        json_serializer=_orjson_dumps,
     )
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry.types import Info
 
+from mensajero.schema import loaders
 from mensajero.schema.context import Context
 from mensajero.schema.filters import CommunicationLogFilterInput, MessageFilterInput
 from mensajero.schema.message import (
@@ -38,6 +41,7 @@ class MessageQuery:
             found = await message_service.list_messages(
                 session, organization_id=organization_id, message_filter=message_filter, page=page
             )
+        await prefetch_relations(info, found.rows)
         return MessageConnection.build(
             found,
             MessageType.from_model,
@@ -75,6 +79,7 @@ class MessageQuery:
             found = await message_service.list_logs(
                 session, organization_id=organization_id, log_filter=log_filter, page=page
             )
+        await prefetch_relations(info, found.rows)
         return log_connection(info, found, log_filter)
 
     @strawberry.field(description="An attempt by global id or UUID; null if not the caller's.")
@@ -85,6 +90,14 @@ class MessageQuery:
         if log_id is None:
             return None
         return (await CommunicationLogType.resolve_nodes(info=info, node_ids=[str(log_id)]))[0]
+
+
+async def prefetch_relations(info: Info[Context, None], rows: list[Any]) -> None:
+    """Load the page's clients and campaigns now if selected, so nodes resolve them at once."""
+    if rows and loaders.selects_node_field(info, "client"):
+        await loaders.prefetch(loaders.client(info), (row.client_id for row in rows))
+    if rows and loaders.selects_node_field(info, "campaign"):
+        await loaders.prefetch(loaders.campaign(info), (row.campaign_id for row in rows))
 
 
 def log_connection(

@@ -33,20 +33,14 @@ if TYPE_CHECKING:
 ClientRef = Annotated["ClientType", strawberry.lazy("mensajero.schema.client")]
 
 
-async def _client(info: Info[Any, Any], client_id: UUID | None) -> ClientType | None:
+def _client(info: Info[Any, Any], client_id: UUID | None) -> Any:
     from mensajero.schema.client import ClientType
 
-    if client_id is None:
-        return None
-    row = await loaders.client(info).load(client_id)
-    return None if row is None else ClientType.from_model(row)
+    return loaders.resolve_now(loaders.client(info), client_id, ClientType.from_model)
 
 
-async def _campaign(info: Info[Any, Any], campaign_id: UUID | None) -> CampaignType | None:
-    if campaign_id is None:
-        return None
-    row = await loaders.campaign(info).load(campaign_id)
-    return None if row is None else CampaignType.from_model(row)
+def _campaign(info: Info[Any, Any], campaign_id: UUID | None) -> Any:
+    return loaders.resolve_now(loaders.campaign(info), campaign_id, CampaignType.from_model)
 
 
 @strawberry.type(name="TimelineEvent", description="One entry of an attempt's timeline.")
@@ -120,13 +114,15 @@ class CommunicationLogType(relay.Node):
         row = await loaders.message(info).load(self.message_id)
         return None if row is None or row.deleted_at is not None else MessageType.from_model(row)
 
+    # Plain (not async) resolvers: they answer from the loader's cache when the
+    # connection prefetched the relation, and hand back an awaitable otherwise.
     @strawberry.field
-    async def client(self, info: Info[Any, Any]) -> ClientRef | None:
-        return await _client(info, self.client_id)
+    def client(self, info: Info[Any, Any]) -> ClientRef | None:
+        return _client(info, self.client_id)  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def campaign(self, info: Info[Any, Any]) -> CampaignType | None:
-        return await _campaign(info, self.campaign_id)
+    def campaign(self, info: Info[Any, Any]) -> CampaignType | None:
+        return _campaign(info, self.campaign_id)  # type: ignore[no-any-return]
 
     @classmethod
     def from_model(cls, log: CommunicationLog) -> CommunicationLogType:
@@ -207,13 +203,15 @@ class MessageType(relay.Node):
     client_id: strawberry.Private[UUID | None]
     campaign_id: strawberry.Private[UUID | None]
 
+    # Plain (not async) resolvers: they answer from the loader's cache when the
+    # connection prefetched the relation, and hand back an awaitable otherwise.
     @strawberry.field
-    async def client(self, info: Info[Any, Any]) -> ClientRef | None:
-        return await _client(info, self.client_id)
+    def client(self, info: Info[Any, Any]) -> ClientRef | None:
+        return _client(info, self.client_id)  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def campaign(self, info: Info[Any, Any]) -> CampaignType | None:
-        return await _campaign(info, self.campaign_id)
+    def campaign(self, info: Info[Any, Any]) -> CampaignType | None:
+        return _campaign(info, self.campaign_id)  # type: ignore[no-any-return]
 
     @strawberry.field(description="Every delivery attempt, first attempt first.")
     async def logs(self, info: Info[Any, Any]) -> list[CommunicationLogType]:

@@ -5,7 +5,9 @@
 sums a few dozen rows instead of one row per hour and kind. Backfilled from
 ``message_counts``; the triggers on ``messages`` now maintain both tables in
 the same statement (PostgreSQL: one data-modifying CTE per statement over the
-transition tables; SQLite: row-level triggers updating one row per key).
+transition tables; SQLite: row-level triggers updating one row per key). A
+TRUNCATE of ``messages`` now empties the rollup with DELETE, so that a
+TRUNCATE that also names the rollup tables does not fail.
 
 Revision ID: d7e8f9a0b1c2
 Revises: c3f1d2e4b5a6
@@ -112,13 +114,17 @@ def _postgresql_functions(*, with_totals: bool) -> None:
             END $$
             """
         )
-    tables = "message_counts, message_count_totals" if with_totals else "message_counts"
+    # DELETE, not TRUNCATE: a TRUNCATE listing messages and the rollup tables
+    # together (bench/seed.py --reset) can't truncate them again from here.
+    deletes = "DELETE FROM message_counts;"
+    if with_totals:
+        deletes += " DELETE FROM message_count_totals;"
     op.execute(
         f"""
         CREATE OR REPLACE FUNCTION message_counts_after_truncate() RETURNS trigger
         LANGUAGE plpgsql AS $$
         BEGIN
-            TRUNCATE {tables};
+            {deletes}
             RETURN NULL;
         END $$
         """
