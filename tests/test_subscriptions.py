@@ -16,15 +16,16 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from arq.connections import ArqRedis
-from sqlalchemy import delete
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import ConnectionClosed
 
 from mensajero.db import create_sessionmaker
 from mensajero.events import EventHub, StatusEvent, publish
-from mensajero.models import Organization, utcnow
+from mensajero.models import CommunicationLog, Organization, utcnow
 from mensajero.schema.broadcast import SubscriptionBroadcaster
 from tests.conftest import Backend
-from tests.factories import Caller, create_caller
+from tests.factories import Caller, create_caller, create_message
 from tests.live import (
     LEGACY_WS,
     LiveServer,
@@ -468,3 +469,50 @@ async def test_unsubscribing_releases_the_bus_subscription(world: World) -> None
     # Closing the socket ends its subscriptions.
     await world.wait_for_bus_subscribers(0)
     await asyncio.sleep(0)
+
+
+async def test_message_and_log_are_read_within_the_subscriber_organization(
+    world: World, backend: Backend
+) -> None:
+    async with create_sessionmaker(backend.engine)() as session:
+        own = await create_message(session, world.org_b.organization, body="Hola B")
+        foreign = await create_message(session, world.org_a.organization, body="Secreto de A")
+        await session.commit()
+        own_log = await _first_log_id(session, own.id)
+        foreign_log = await _first_log_id(session, foreign.id)
+    selection = """
+    subscription { messageStatusChanged { logId message { body } log { uuid status } } }
+    """
+    async with graphql_ws(world.server, key=world.org_b.key) as client:
+        await client.subscribe("1", selection)
+        await world.wait_for_bus_subscribers(1)
+        # B's own channel, but the second event names A's rows (a forged or buggy
+        # publisher): they must resolve to null, never to A's data.
+        await publish(
+            world.redis,
+            [
+                status_event(
+                    world.org_b, previous="QUEUED", status="SENT", message_id=own.id, log_id=own_log
+                ),
+                status_event(
+                    world.org_b,
+                    previous="QUEUED",
+                    status="SENT",
+                    message_id=foreign.id,
+                    log_id=foreign_log,
+                ),
+            ],
+        )
+        _, first = await client.next_data()
+        _, second = await client.next_data()
+    assert first["messageStatusChanged"]["message"] == {"body": "Hola B"}
+    assert first["messageStatusChanged"]["log"]["uuid"] == str(own_log)
+    assert second["messageStatusChanged"]["message"] is None
+    assert second["messageStatusChanged"]["log"] is None
+
+
+async def _first_log_id(session: AsyncSession, message_id: uuid.UUID) -> uuid.UUID:
+    result = await session.execute(
+        select(CommunicationLog.id).where(CommunicationLog.message_id == message_id)
+    )
+    return result.scalar_one()

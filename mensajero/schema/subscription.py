@@ -7,12 +7,15 @@ from typing import Any
 from uuid import UUID
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from mensajero import models
 from mensajero.events import StatusEvent
-from mensajero.schema import loaders
+from mensajero.models import CommunicationLog, Message
+from mensajero.repositories.subscription import EventKey, logs_with_messages
 from mensajero.schema.enums import Channel, MessageStatus, TimelineEventType
 from mensajero.schema.message import CommunicationLogType, MessageType
 
@@ -59,13 +62,15 @@ class _EventFields:
 
     @strawberry.field(description="The message, as it reads now (null if deleted).")
     async def message(self, info: Info[Any, Any]) -> MessageType | None:
-        row = await loaders.message(info).load(UUID(self.source.message_id))
-        return None if row is None or row.deleted_at is not None else MessageType.from_model(row)
+        rows = await _event_rows(info, self.source)
+        if rows is None or rows[1].deleted_at is not None:
+            return None
+        return MessageType.from_model(rows[1])
 
     @strawberry.field(description="The communication log (delivery attempt), as it reads now.")
     async def log(self, info: Info[Any, Any]) -> CommunicationLogType | None:
-        row = await loaders.log(info).load(UUID(self.source.log_id))
-        return None if row is None else CommunicationLogType.from_model(row)
+        rows = await _event_rows(info, self.source)
+        return None if rows is None else CommunicationLogType.from_model(rows[0])
 
     @staticmethod
     def _common(status_event: StatusEvent) -> dict[str, object]:
@@ -80,6 +85,49 @@ class _EventFields:
             "metadata": status_event.metadata,
             "source": status_event,
         }
+
+
+class EventRowsLoader:
+    """Loads the attempt and message behind events for every subscription of the process.
+
+    Executions of many shared subscriptions (organizations, filters) run at once when
+    a burst of events arrives; their ``message``/``log`` fields are gathered here into
+    ONE statement per loop tick (a DataLoader without a cache, so every burst reads
+    fresh rows) instead of two statements per event and subscription.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._loader: DataLoader[EventKey, tuple[CommunicationLog, Message] | None] = DataLoader(
+            load_fn=self._load, cache=False
+        )
+
+    async def _load(self, keys: list[EventKey]) -> list[tuple[CommunicationLog, Message] | None]:
+        # One statement, read in autocommit: no BEGIN/ROLLBACK round trips around it,
+        # and on SQLite no BEGIN IMMEDIATE that would queue the read behind writers.
+        async with self._engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            async with AsyncSession(bind=autocommit, expire_on_commit=False) as session:
+                found = await logs_with_messages(session, keys)
+        return [found.get(key) for key in keys]
+
+    async def load(
+        self, organization_id: UUID, log_id: UUID
+    ) -> tuple[CommunicationLog, Message] | None:
+        return await self._loader.load((organization_id, log_id))
+
+
+async def _event_rows(
+    info: Info[Any, Any], status_event: StatusEvent
+) -> tuple[CommunicationLog, Message] | None:
+    context = info.context
+    # The caller's organization, never the event's word for it.
+    organization_id = context.principal.organization_id
+    state = context.request.app.state
+    loader: EventRowsLoader | None = getattr(state, "event_rows_loader", None)
+    if loader is None:
+        loader = state.event_rows_loader = EventRowsLoader(state.engine)
+    return await loader.load(organization_id, UUID(status_event.log_id))
 
 
 def _uuid_or_none(value: str | None) -> UUID | None:
