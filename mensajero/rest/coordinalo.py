@@ -55,6 +55,8 @@ from mensajero.services.status_vocabulary import (
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+# OFFSET pages beyond this are refused rather than scanned (and overflow SQLite's integers).
+MAX_PAGE = 1_000_000
 TYPES = tuple(t.value for t in CommunicationType)
 CHANNELS = tuple(c.value for c in Channel)
 
@@ -114,7 +116,7 @@ class LogListQuery(ApiModel):
         Literal["pending", "sent", "delivered", "read", "failed", "bounced"] | None, Lower, Blank
     ] = Field(None, description="Estado del envío")
     campaign_id: Annotated[uuid.UUID | None, Blank] = Field(None, description="Filtrar por campaña")
-    page: Annotated[int, Blank] = Field(1, ge=1, description="Página (default: 1)")
+    page: Annotated[int, Blank] = Field(1, ge=1, le=MAX_PAGE, description="Página (default: 1)")
     limit: Annotated[int, Blank] = Field(
         DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Resultados por página (default: 20)"
     )
@@ -145,7 +147,9 @@ _PARAMETER_ERRORS = {
 }
 
 
-def describe_parameter_error(name: str, _error_type: str) -> str:
+def describe_parameter_error(name: str, error_type: str) -> str:
+    if name == "page" and error_type == "less_than_equal":
+        return f"El parámetro 'page' debe ser como máximo {MAX_PAGE}"
     return f"El parámetro '{name}' {_PARAMETER_ERRORS.get(name, 'no es válido')}"
 
 

@@ -60,6 +60,8 @@ from mensajero.services.status_vocabulary import (
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
+# OFFSET pages beyond this are refused rather than scanned (and overflow SQLite's integers).
+MAX_PAGE = 1_000_000
 
 PROVIDER_NAMES = {
     "twilio": "Twilio",
@@ -92,7 +94,7 @@ Blank = BeforeValidator(_blank_is_none)
 class MessageListQuery(ApiModel):
     """Query parameters of ``GET /api/messages``."""
 
-    page: Annotated[int, Blank] = Field(1, ge=1, description="Número de página (≥ 1)")
+    page: Annotated[int, Blank] = Field(1, ge=1, le=MAX_PAGE, description="Número de página (≥ 1)")
     limit: Annotated[int, Blank] = Field(
         DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Elementos por página (1-100)"
     )
@@ -162,7 +164,9 @@ _PARAMETER_ERRORS = {
 }
 
 
-def describe_parameter_error(name: str, _error_type: str) -> str:
+def describe_parameter_error(name: str, error_type: str) -> str:
+    if name == "page" and error_type == "less_than_equal":
+        return f"El parámetro 'page' debe ser como máximo {MAX_PAGE}"
     return f"El parámetro '{name}' {_PARAMETER_ERRORS.get(name, 'no es válido')}"
 
 
