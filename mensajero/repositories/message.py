@@ -11,6 +11,8 @@ from sqlalchemy import ColumnElement, Select, exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mensajero.models import (
+    Campaign,
+    Client,
     CommunicationLog,
     LogEvent,
     Message,
@@ -19,7 +21,11 @@ from mensajero.models import (
     MessageStatus,
 )
 from mensajero.repositories.base import OrganizationScopedRepository
-from mensajero.repositories.pagination import fetch_page, fetch_pages_per_parent
+from mensajero.repositories.pagination import (
+    fetch_page,
+    fetch_page_with,
+    fetch_pages_per_parent,
+)
 from mensajero.services.listing import (
     KeysetPage,
     LogFilter,
@@ -104,6 +110,39 @@ class MessageRepository(OrganizationScopedRepository[Message]):
 
     async def page(self, message_filter: MessageFilter, page: KeysetPage) -> Page[Message]:
         return await fetch_page(self.session, self.filtered(message_filter), Message, page)
+
+    async def page_with_relations(
+        self, message_filter: MessageFilter, page: KeysetPage, *, client: bool, campaign: bool
+    ) -> tuple[Page[Message], dict[uuid.UUID, Client], dict[uuid.UUID, Campaign]]:
+        """A page and, in the same statement, the clients and campaigns of its messages.
+
+        One round trip instead of three: outer joins on the page's rows only
+        (the planner joins after the keyset LIMIT), scoped to the organization.
+        """
+        statement = self.filtered(message_filter)
+        if client:
+            statement = statement.add_columns(Client).outerjoin(
+                Client,
+                (Client.id == Message.client_id) & (Client.organization_id == self.organization_id),
+            )
+        if campaign:
+            statement = statement.add_columns(Campaign).outerjoin(
+                Campaign,
+                (Campaign.id == Message.campaign_id)
+                & (Campaign.organization_id == self.organization_id),
+            )
+        found, rows = await fetch_page_with(self.session, statement, Message, page)
+        clients: dict[uuid.UUID, Client] = {}
+        campaigns: dict[uuid.UUID, Campaign] = {}
+        for row in rows:
+            related = list(row[1:])
+            loaded_client = related.pop(0) if client else None
+            loaded_campaign = related.pop(0) if campaign else None
+            if loaded_client is not None:
+                clients[loaded_client.id] = loaded_client
+            if loaded_campaign is not None:
+                campaigns[loaded_campaign.id] = loaded_campaign
+        return found, clients, campaigns
 
     async def offset_page(self, message_filter: MessageFilter, page: OffsetPage) -> list[Message]:
         statement = (

@@ -59,6 +59,18 @@ async def fetch_page(
     return page_from_rows(rows, page)
 
 
+async def fetch_page_with(
+    session: AsyncSession, statement: Select[Any], model: Any, page: KeysetPage
+) -> tuple[Page[Any], list[Any]]:
+    """Like :func:`fetch_page` for a statement selecting ``model`` and more columns:
+    the page of ``model`` rows and, for each row kept, the whole result row."""
+    if page.size == 0:
+        return Page([], has_next=False, has_previous=False), []
+    rows = (await session.execute(apply_keyset(statement, model, page))).all()
+    kept = page_from_rows(rows, page)
+    return Page([row[0] for row in kept.rows], kept.has_next, kept.has_previous), kept.rows
+
+
 async def fetch_pages_per_parent(
     session: AsyncSession,
     statement: Select[Any],

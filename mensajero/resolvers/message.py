@@ -37,11 +37,20 @@ class MessageQuery:
         organization_id = info.context.principal.organization_id
         page = keyset_page(info, first, after, last, before)
         message_filter = filter.to_filter() if filter else MessageFilter()
+        # The page's clients and campaigns, when selected, come with it.
+        with_client = loaders.selects_node_field(info, "client")
+        with_campaign = loaders.selects_node_field(info, "campaign")
         async with info.context.read() as session:
-            found = await message_service.list_messages(
-                session, organization_id=organization_id, message_filter=message_filter, page=page
+            found, clients, campaigns = await message_service.list_messages_with_relations(
+                session,
+                organization_id=organization_id,
+                message_filter=message_filter,
+                page=page,
+                client=with_client,
+                campaign=with_campaign,
             )
-        await prefetch_relations(info, found.rows)
+        loaders.prime(loaders.client(info), clients, [row.client_id for row in found.rows])
+        loaders.prime(loaders.campaign(info), campaigns, [row.campaign_id for row in found.rows])
         return MessageConnection.build(
             found,
             MessageType.from_model,

@@ -245,6 +245,17 @@ async def prefetch(loader: DataLoader[uuid.UUID, Any], keys: Iterable[uuid.UUID 
         await loader.load_many(wanted)
 
 
+def prime(
+    loader: DataLoader[uuid.UUID, Any],
+    found: dict[uuid.UUID, Any],
+    wanted: Iterable[uuid.UUID | None],
+) -> None:
+    """Put rows loaded elsewhere in the loader's cache; wanted ids not found cache None."""
+    for key in wanted:
+        if key is not None:
+            loader.prime(key, found.get(key))
+
+
 def selects_node_field(info: Info[Any, Any], name: str) -> bool:
     """Whether the connection being resolved selects ``edges { node { <name> } }``."""
     for field in info.selected_fields:
