@@ -111,7 +111,6 @@ class MessagingMutation:
                     country=input.country,
                     communication_type=input.communication_type,
                     campaign_id=campaign_id,
-                    author_member_id=principal.member_id,
                     settings=_settings(info),
                 )
         except InsufficientCredits as error:

@@ -367,6 +367,9 @@ async def send_sms_by_tags(
     duplicate recipients dropped silently. The whole batch is priced and
     debited atomically before anything is written; with nobody left, nothing
     is debited or written and the result has an empty ``queue_id``.
+
+    ``author_member_id`` is for the rare manual broadcast; a campaign is no
+    member's reply, and leaving it empty also spares a foreign-key check per row.
     """
     settings = settings or get_settings()
     now = now or utcnow()
@@ -563,7 +566,11 @@ async def send_message(
         organization_id=organization_id,
         client_id=client.id,
         campaign_id=campaign_id,
-        author_member_id=author_member_id,
+        # Only a manual message is a member's own words (an agent's response in
+        # the conversation metrics); automated types are sent on nobody's behalf.
+        author_member_id=(
+            author_member_id if communication_type == CommunicationType.MANUAL else None
+        ),
         queue_id=new_queue_id(channel),
         direction=Direction.OUTBOUND,
         channel=channel,
