@@ -153,12 +153,16 @@ def validate_body(channel: Channel, body: str | None, *, field: str = "message")
 # --- quiet hours -------------------------------------------------------------------
 
 
-async def _quiet_hours_end(
+async def quiet_hours_not_before(
     session: AsyncSession,
     organization_id: uuid.UUID,
     communication_type: str,
     now: datetime,
 ) -> datetime | None:
+    """When a send of this type made at ``now`` may go out: the quiet window's end, or None.
+
+    For callers of :func:`create_attempt` (a fallback made at night waits too).
+    """
     if is_exempt_from_quiet_hours(communication_type):
         return None
     config = await ChannelConfigRepository(session, organization_id).get_for_organization()
@@ -412,7 +416,7 @@ async def send_sms_by_tags(
         description=f"SMS to tags: {count} messages x {segments} segments",
         now=now,
     )
-    not_before = await _quiet_hours_end(session, organization_id, communication_type, now)
+    not_before = await quiet_hours_not_before(session, organization_id, communication_type, now)
     ids = list(uuid7_strings(count * 4))
     batch = FirstAttemptBatch(
         organization_id=organization_id,
@@ -589,7 +593,9 @@ async def send_message(
         created_at=now,
         updated_at=now,
     )
-    not_before = await _quiet_hours_end(session, organization_id, message.communication_type, now)
+    not_before = await quiet_hours_not_before(
+        session, organization_id, message.communication_type, now
+    )
     session.add(message)
     await session.flush()
     log = await create_attempt(
@@ -665,7 +671,9 @@ async def resend(
         recipient = recipient_for(client, target)
         if target == Channel.EMAIL and not message.subject:
             raise InvalidInput("an email needs a subject; this message has none", field="channel")
-    not_before = await _quiet_hours_end(session, organization_id, message.communication_type, now)
+    not_before = await quiet_hours_not_before(
+        session, organization_id, message.communication_type, now
+    )
     log = await create_attempt(
         session,
         message=message,
