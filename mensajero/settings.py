@@ -127,6 +127,19 @@ class Settings(BaseSettings):
 
     api_key_environment: str = Field(default="live", pattern="^(live|test)$")
 
+    # Outbound webhooks: delays before each retry (seconds; the list's length is
+    # the number of retries), the request timeout, the response body kept per
+    # attempt, when an endpoint is disabled (that many consecutive failed
+    # deliveries, or failing without a success for that long), and how long a
+    # rotated secret keeps signing next to the new one.
+    webhook_retry_delays_seconds: list[float] = [5, 30, 120, 600, 1800, 3600, 7200, 14400]
+    webhook_timeout_seconds: float = 10.0
+    webhook_response_body_limit: int = 2048
+    webhook_disable_after_failures: int = 20
+    webhook_disable_after_hours: float = 72.0
+    webhook_secret_grace_hours: float = 24.0
+    webhook_reconcile_after_seconds: float = 120.0
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, Text
+from sqlalchemy import Index, Text, text
 from sqlmodel import Field
 
 from mensajero.models.base import CreatedModel, JSONType, TimestampedModel, UTCDateTime, enum_column
@@ -33,6 +33,14 @@ class WebhookEndpoint(TimestampedModel, table=True):
     enabled: bool = Field(default=True)
     disabled_reason: str | None = Field(default=None, max_length=500)
     consecutive_failures: int = Field(default=0)
+    # When the current run of failed deliveries began (None while healthy): an
+    # endpoint failing for longer than the settings allow is disabled.
+    failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # After a rotation the previous secret also signs until it expires, so
+    # receivers can roll their configuration without dropping events.
+    previous_secret: str | None = Field(default=None, max_length=200)
+    previous_secret_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class WebhookDelivery(TimestampedModel, table=True):
@@ -42,6 +50,13 @@ class WebhookDelivery(TimestampedModel, table=True):
     __table_args__ = (
         Index(None, "organization_id", "created_at"),
         Index(None, "endpoint_id", "created_at"),
+        # The reconciler's scan: pending deliveries whose next attempt is overdue.
+        Index(
+            "ix_webhook_deliveries_pending_next_attempt_at",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     organization_id: uuid.UUID = Field(foreign_key="organizations.id", ondelete="CASCADE")
