@@ -65,6 +65,9 @@ class WebhookDelivery(TimestampedModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     status: str = Field(default=WebhookDeliveryStatus.PENDING, sa_type=enum_column(16))
     attempt_count: int = Field(default=0)
+    # attempt_count when the current schedule of retries began: 0, or the count
+    # at the last replay (a replay gets the whole schedule again).
+    schedule_start: int = Field(default=0)
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

@@ -14,6 +14,7 @@ from mensajero.resolvers.message import MessageQuery
 from mensajero.resolvers.messaging import MessagingMutation, MessagingQuery
 from mensajero.resolvers.organization import OrganizationMutation, OrganizationQuery
 from mensajero.resolvers.subscription import MessageSubscription
+from mensajero.resolvers.webhook import WebhookMutation, WebhookQuery
 from mensajero.schema.errors import graphql_error
 from mensajero.schema.limits import code_limit_error, schema_extensions
 from mensajero.services.errors import DomainError
@@ -28,6 +29,7 @@ class Query(
     CampaignQuery,
     ConversationQuery,
     MessagingQuery,
+    WebhookQuery,
 ):
     node: relay.Node | None = relay.node(
         description="Any object by its global id; another organization's ids answer null."
@@ -36,7 +38,7 @@ class Query(
 
 
 @strawberry.type
-class Mutation(OrganizationMutation, ClientMutation, MessagingMutation):
+class Mutation(OrganizationMutation, ClientMutation, MessagingMutation, WebhookMutation):
     pass
 
 

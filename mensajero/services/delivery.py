@@ -57,6 +57,7 @@ from mensajero.models import (
 from mensajero.providers.base import ProviderAccepted, ProviderError, ProviderEvent
 from mensajero.repositories import delivery as repository
 from mensajero.repositories.delivery import ClaimedAttempt, EventRow, LatestStatusRow, SentRow
+from mensajero.services import webhook as webhook_service
 from mensajero.services.errors import InsufficientCredits
 
 logger = logging.getLogger(__name__)
@@ -228,7 +229,7 @@ async def apply_transition(
             message.error_message = log.error_message
         message.updated_at = now
         await session.flush()
-    events.defer_publish(
+    await _defer_events(
         session,
         [
             _status_event(
@@ -301,6 +302,12 @@ def _event_metadata(transition: Transition) -> dict[str, Any]:
     if transition.error_message:
         metadata["errorMessage"] = transition.error_message
     return metadata
+
+
+async def _defer_events(session: AsyncSession, status_events: list[events.StatusEvent]) -> None:
+    """Publish after commit, and in the same transaction queue the outbound webhooks they make."""
+    events.defer_publish(session, status_events)
+    await webhook_service.fan_out(session, status_events)
 
 
 def _status_event(
@@ -529,7 +536,7 @@ async def record_sent(
         ],
         now=now,
     )
-    events.defer_publish(
+    await _defer_events(
         session,
         [
             _claimed_event(

@@ -48,6 +48,7 @@ from mensajero.models import (
 from mensajero.providers.base import InboundReply, ProviderEvent
 from mensajero.repositories import delivery as repository
 from mensajero.services import delivery as delivery_service
+from mensajero.services import webhook as webhook_service
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +200,7 @@ async def record_inbound_reply(
         published.append(responded)
     await session.flush()
     events.defer_publish(session, published)
+    await webhook_service.fan_out(session, published)  # whatsapp.response
     return InboundOutcome(
         message_id=message.id,
         log_id=log.id,

@@ -18,6 +18,7 @@ from mensajero.db import create_engine, create_sessionmaker
 from mensajero.settings import Settings
 from mensajero.workers import delivery as delivery_jobs
 from mensajero.workers import stats as stats_jobs
+from mensajero.workers import webhook as webhook_jobs
 
 HEARTBEAT_KEY_PREFIX = "mensajero:worker:heartbeat:"
 HEARTBEAT_TTL_SECONDS = 30
@@ -62,6 +63,8 @@ def job_functions() -> list[Function]:
         func(delivery_jobs.dispatch, name=delivery_jobs.DISPATCH_JOB),
         func(delivery_jobs.apply_provider_event, name=delivery_jobs.APPLY_EVENT_JOB),
         func(delivery_jobs.reconcile, name=delivery_jobs.RECONCILE_JOB),
+        func(webhook_jobs.deliver, name=webhook_jobs.DELIVER_JOB),
+        func(webhook_jobs.reconcile, name=webhook_jobs.RECONCILE_JOB),
     ]
 
 
@@ -73,11 +76,13 @@ async def _on_startup(ctx: dict[str, Any]) -> None:
         ctx["sessionmaker"] = create_sessionmaker(engine)
         ctx["owns_engine"] = True
     await delivery_jobs.start_delivery(ctx)
+    await webhook_jobs.start_webhooks(ctx)
     await heartbeat(ctx)
 
 
 async def _on_shutdown(ctx: dict[str, Any]) -> None:
     await delivery_jobs.stop_delivery(ctx)
+    await webhook_jobs.stop_webhooks(ctx)
     if ctx.get("owns_engine"):
         await ctx["engine"].dispose()
 
@@ -120,6 +125,13 @@ def build_worker(
                 second=set(range(0, 60, max(min(settings.reconcile_interval_seconds, 60), 1))),
                 # A restarted worker recovers a dead one's claims without waiting.
                 run_at_startup=True,
+            ),
+            # Pending webhook deliveries whose job was lost get one again.
+            cron(
+                webhook_jobs.reconcile,
+                name=f"{webhook_jobs.RECONCILE_JOB}.cron",
+                second=15,
+                run_at_startup=False,
             ),
         ],
         redis_pool=redis,
