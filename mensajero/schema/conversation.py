@@ -14,6 +14,7 @@ from strawberry.types import Info
 from mensajero import models
 from mensajero.models import Conversation
 from mensajero.schema import loaders
+from mensajero.schema.common import InvalidInputError, NotFoundError
 from mensajero.schema.enums import Channel, ConversationStatus
 from mensajero.schema.pagination import Connection
 from mensajero.schema.relay import resolve_scoped_nodes
@@ -38,6 +39,9 @@ class ConversationType(relay.Node):
     resolution_seconds: int | None
     created_at: datetime
     updated_at: datetime
+    assigned_member_id: UUID | None = strawberry.field(
+        description="The member (agent) working the conversation."
+    )
     client_id: strawberry.Private[UUID]
 
     @strawberry.field
@@ -66,6 +70,7 @@ class ConversationType(relay.Node):
             resolution_seconds=conversation.resolution_seconds,
             created_at=conversation.created_at,
             updated_at=conversation.updated_at,
+            assigned_member_id=conversation.assigned_member_id,
             client_id=conversation.client_id,
         )
 
@@ -81,3 +86,14 @@ class ConversationType(relay.Node):
 @strawberry.type(name="ConversationConnection")
 class ConversationConnection(Connection[ConversationType]):
     pass
+
+
+@strawberry.type(description="The conversation after the change.")
+class ConversationPayload:
+    conversation: ConversationType
+
+
+ConversationResult = Annotated[
+    ConversationPayload | NotFoundError | InvalidInputError,
+    strawberry.union("ConversationResult"),
+]

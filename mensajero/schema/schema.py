@@ -9,7 +9,7 @@ from strawberry import relay
 from mensajero.resolvers.campaign import CampaignQuery
 from mensajero.resolvers.client import ClientQuery
 from mensajero.resolvers.client_mutations import ClientMutation
-from mensajero.resolvers.conversation import ConversationQuery
+from mensajero.resolvers.conversation import ConversationMutation, ConversationQuery
 from mensajero.resolvers.message import MessageQuery
 from mensajero.resolvers.messaging import MessagingMutation, MessagingQuery
 from mensajero.resolvers.organization import OrganizationMutation, OrganizationQuery
@@ -38,7 +38,13 @@ class Query(
 
 
 @strawberry.type
-class Mutation(OrganizationMutation, ClientMutation, MessagingMutation, WebhookMutation):
+class Mutation(
+    OrganizationMutation,
+    ClientMutation,
+    MessagingMutation,
+    WebhookMutation,
+    ConversationMutation,
+):
     pass
 
 
