@@ -13,8 +13,9 @@ What it does, in one run:
    ``-s public --simple-collections both``) against the same database.
 3. For each scenario, 16 concurrent clients (httpx, one event loop) send the
    query back to back for ``--duration`` seconds after a short warm-up;
-   every answer must be 200 without ``errors`` and hold 50 edges. It prints
-   req/s, p50 and p99 per server and the throughput ratio.
+   every answer must be 200 without ``errors`` and hold 50 edges; then one
+   client alone for ``--probe-duration`` seconds (latency without queueing).
+   It prints req/s, p50 and p99 per server and the throughput ratio.
 
 Scenarios (both servers fetch the same 50 rows of the same organization,
 newest first, live messages only, each with its client's and campaign's name):
@@ -397,21 +398,29 @@ async def run(args: argparse.Namespace) -> None:
             if not args.skip_postgraphile:
                 targets.append(("postgraphile", pgl_url, scenario.postgraphile, {}))
             for server, url, body, headers in targets:
-                result = await load(
-                    url,
-                    body,
-                    headers,
-                    concurrency=args.concurrency,
-                    duration=args.duration,
-                    warmup=args.warmup,
-                    expected_total=total,
-                )
-                rows.append((scenario.name, server, result))
-                print(
-                    f"{scenario.name:34} {server:13} {result.throughput:8.1f} req/s  "
-                    f"p50 {result.percentile(0.50):8.1f} ms  p99 {result.percentile(0.99):8.1f} ms",
-                    flush=True,
-                )
+                for concurrency, duration, label in (
+                    (args.concurrency, args.duration, scenario.name),
+                    # One client alone: the latency of a request itself, no queueing.
+                    (1, args.probe_duration, f"{scenario.name} (1 client)"),
+                ):
+                    if duration <= 0:
+                        continue
+                    result = await load(
+                        url,
+                        body,
+                        headers,
+                        concurrency=concurrency,
+                        duration=duration,
+                        warmup=args.warmup,
+                        expected_total=total,
+                    )
+                    rows.append((label, server, result))
+                    print(
+                        f"{label:45} {server:13} {result.throughput:8.1f} req/s  "
+                        f"p50 {result.percentile(0.50):8.1f} ms  "
+                        f"p99 {result.percentile(0.99):8.1f} ms",
+                        flush=True,
+                    )
     finally:
         for process in servers:
             stop(process)
@@ -440,6 +449,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100_000)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument(
+        "--probe-duration", type=float, default=5.0, help="seconds of the 1-client probe (0: none)"
+    )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--postgraphile-port", type=int, default=5678)
