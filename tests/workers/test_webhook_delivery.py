@@ -7,6 +7,7 @@ talks to the receiver in-process.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from mensajero.outbox import pending_jobs, take_pending_jobs
 from mensajero.services import delivery as delivery_service
 from mensajero.services import webhook as webhook_service
 from mensajero.settings import Settings
+from mensajero.workers import build_worker
 from mensajero.workers import webhook as webhook_jobs
 from tests.conftest import Backend
 from tests.delivery_support import create_attempt_row, reload
@@ -441,3 +443,37 @@ async def test_the_reconciler_re_enqueues_a_lost_delivery(
     assert await redis.zscore(queue, job_id) is not None
     assert await webhook_jobs.deliver(worker_ctx, str(delivery.id), 0) == D.SUCCEEDED
     assert len(receiver.verified) == 1
+
+
+async def test_a_burst_worker_runs_the_registered_job_through_its_retries(
+    session: AsyncSession,
+    settings: Settings,
+    connection: AsyncConnection,
+    redis: ArqRedis,
+    receiver: Receiver,
+) -> None:
+    """The job as registered in the worker: arq serializes its arguments and runs the retries."""
+    organization = await create_organization(session)
+    endpoint = await _endpoint(session, organization, receiver)
+    log = await create_attempt_row(session, organization, status=S.SENT)
+    await _transition(session, log.id, TimelineEventType.DELIVERED, S.DELIVERED)
+    await commit_and_publish(session, redis)
+    receiver.statuses = [502]
+    # One job at a time: every job shares the test's one connection.
+    worker_settings = settings.model_copy(update={"worker_concurrency": 1})
+    async with receiver.client() as http:
+        worker = build_worker(
+            worker_settings,
+            redis,
+            shared_context={"sessionmaker": create_sessionmaker(connection), "webhook_http": http},
+            handle_signals=False,
+            burst=True,
+        )
+        try:
+            await asyncio.wait_for(worker.main(), 30)
+        finally:
+            await worker.on_shutdown(worker.ctx)  # type: ignore[misc]
+    (delivery,) = await _deliveries(session, endpoint)
+    assert delivery.status == D.SUCCEEDED
+    assert [a.response_status for a in await _attempts(session, delivery)] == [502, 200]
+    assert len(receiver.verified) == 2
