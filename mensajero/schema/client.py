@@ -20,6 +20,8 @@ from mensajero.models import Client, Tag
 from mensajero.schema import loaders
 from mensajero.schema.pagination import Connection, keyset_page
 from mensajero.schema.relay import resolve_scoped_nodes
+from mensajero.services import message as message_service
+from mensajero.services.listing import LogFilter, LogSummary
 
 if TYPE_CHECKING:
     from mensajero.schema.message import CommunicationLogConnection, MessageConnection
@@ -124,8 +126,22 @@ class ClientType(relay.Node):
         page = keyset_page(info, first, after, last, before)
         found = await loaders.logs_by_client(info, page).load(self.row_id)
         count_loader = loaders.log_count_by_client(info)
+        client_id = self.row_id
+
+        async def summary() -> LogSummary:
+            # One query per client whose summary is asked for: a detail view's field.
+            async with info.context.read() as session:
+                return await message_service.summarize_logs(
+                    session,
+                    organization_id=info.context.principal.organization_id,
+                    log_filter=LogFilter(client_ids=(client_id,)),
+                )
+
         return CommunicationLogConnection.build(
-            found, CommunicationLogType.from_model, lambda: count_loader.load(self.row_id)
+            found,
+            CommunicationLogType.from_model,
+            lambda: count_loader.load(client_id),
+            summary_loader=summary,
         )
 
     @classmethod

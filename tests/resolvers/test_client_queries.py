@@ -148,6 +148,7 @@ async def test_nested_relations_of_clients_and_tags(
         }
         communicationLogs(last: 1) {
           totalCount
+          summary { total delivered failed }
           edges { node { status message { uuid } client { name } timeline { event } } }
         }
       }
@@ -162,6 +163,7 @@ async def test_nested_relations_of_clients_and_tags(
     assert page["edges"][0]["node"]["client"] == {"name": "Ana"}
     logs = result["communicationLogs"]
     assert logs["totalCount"] == 5
+    assert logs["summary"] == {"total": 5, "delivered": 5, "failed": 0}
     (oldest,) = logs["edges"]
     assert oldest["node"]["message"] == {"uuid": str(messages[0].id)}
     assert [event["event"] for event in oldest["node"]["timeline"]] == [
