@@ -13,6 +13,7 @@ import enum
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 import strawberry
 
@@ -36,6 +37,7 @@ from mensajero.services.listing import (
 )
 
 _MICROSECOND = timedelta(microseconds=1)
+T = TypeVar("T")
 
 
 def ids(values: Sequence[strawberry.ID] | None, type_name: str) -> tuple[uuid.UUID, ...] | None:
@@ -49,6 +51,13 @@ def values(members: Sequence[enum.Enum] | None) -> tuple[str, ...] | None:
     if members is None:
         return None
     return tuple(dict.fromkeys(str(member.value) for member in members))
+
+
+def _both(first: tuple[T, ...] | None, second: tuple[T, ...] | None) -> tuple[T, ...] | None:
+    """Two spellings of one filter given together must both hold."""
+    if first is None or second is None:
+        return first if second is None else second
+    return tuple(value for value in first if value in set(second))
 
 
 def time_range(start: datetime | None, end: datetime | None) -> TimeRange | None:
@@ -73,8 +82,9 @@ class MessageFilterInput:
     country_code: str | None = strawberry.field(
         default=None, description='Calling code of the recipient: "57" or "+57".'
     )
-    channel: list[Channel] | None = strawberry.field(
-        default=None, description="sendme123's messageType."
+    channel: list[Channel] | None = None
+    message_type: list[Channel] | None = strawberry.field(
+        default=None, description="sendme123's name for channel."
     )
     type: list[CommunicationType] | None = None
     direction: Direction | None = None
@@ -101,12 +111,7 @@ class MessageFilterInput:
     )
 
     def to_filter(self) -> MessageFilter:
-        client_ids = ids(self.client_id, "Client")
-        contact_ids = ids(self.contact_id, "Client")
-        if client_ids is not None and contact_ids is not None:
-            client_ids = tuple(value for value in client_ids if value in set(contact_ids))
-        elif contact_ids is not None:
-            client_ids = contact_ids
+        client_ids = _both(ids(self.client_id, "Client"), ids(self.contact_id, "Client"))
         return MessageFilter(
             content=self.content or None,
             content_type=self.content_type.value if self.content_type else None,
@@ -114,7 +119,7 @@ class MessageFilterInput:
             sent_at=self.sent_at,
             recipient=self.recipient or None,
             country_code=self.country_code or None,
-            channels=values(self.channel),
+            channels=_both(values(self.channel), values(self.message_type)),
             communication_types=values(self.type),
             direction=self.direction.value if self.direction else None,
             provider=self.provider_id or None,

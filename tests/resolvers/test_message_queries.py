@@ -152,6 +152,8 @@ async def test_every_message_filter_with_its_total(
         ({"countryCode": "57"}, [4, 1, 0]),
         ({"channel": "WHATSAPP"}, [4, 1]),
         ({"channel": ["SMS", "EMAIL"]}, [3, 2, 0]),
+        ({"messageType": "WHATSAPP"}, [4, 1]),
+        ({"messageType": ["WHATSAPP", "SMS"], "channel": "SMS"}, [3, 0]),
         ({"type": "CAMPAIGN"}, [1]),
         ({"type": ["RECEIPT", "PAYMENT_REMINDER"]}, [3, 2]),
         ({"direction": "INBOUND"}, [4]),
@@ -161,6 +163,7 @@ async def test_every_message_filter_with_its_total(
         ({"clientId": str(d.ana.id)}, [4, 2, 0]),
         ({"clientId": global_id("Client", d.ana.id)}, [4, 2, 0]),
         ({"contactId": str(d.juan.id)}, [3, 1]),
+        ({"contactId": str(d.juan.id), "clientId": str(d.ana.id)}, []),
         ({"queueId": "q-1"}, [0]),
         # Bogotá days: message 3 was created on Jan 21 UTC but Jan 20 in Bogotá.
         ({"startDate": "2026-01-20", "endDate": "2026-01-20"}, [3, 2, 1, 0]),
