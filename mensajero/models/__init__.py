@@ -1,5 +1,6 @@
 """All tables; importing this module registers them on ``SQLModel.metadata``."""
 
+from mensajero.models.attempt_count import AttemptCount
 from mensajero.models.base import utcnow, uuid7
 from mensajero.models.campaign import Campaign
 from mensajero.models.client import Client, ClientTag, Tag
@@ -37,6 +38,7 @@ __all__ = [
     "ALL_SCOPES",
     "ApiKey",
     "ApiKeyScope",
+    "AttemptCount",
     "Campaign",
     "Channel",
     "ChannelConfig",

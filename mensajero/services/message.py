@@ -23,6 +23,7 @@ from mensajero.repositories.message import (
     compact_message_counts,
 )
 from mensajero.repositories.organization import get_organization
+from mensajero.repositories.report import compact_attempt_counts
 from mensajero.services.errors import InvalidInput
 from mensajero.services.listing import (
     KeysetPage,
@@ -266,5 +267,5 @@ async def timelines_for_logs(
 
 
 async def compact_counts(session: AsyncSession) -> int:
-    """Fold the message-count rollup's deltas; how many rows went away."""
-    return await compact_message_counts(session)
+    """Fold the message-count and attempt-count rollups' deltas; how many rows went away."""
+    return await compact_message_counts(session) + await compact_attempt_counts(session)
