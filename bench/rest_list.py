@@ -170,6 +170,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc), to compare cost per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Scenario:
     name: str
@@ -290,7 +296,7 @@ async def run(args: argparse.Namespace) -> None:
         ),
     ]
     server = start_server(args.database_url, args.redis_url, args.port)
-    rows: list[tuple[Scenario, Result, float]] = []
+    rows: list[tuple[Scenario, Result, float, float]] = []
     limits = httpx.Limits(
         max_connections=args.concurrency, max_keepalive_connections=args.concurrency
     )
@@ -309,6 +315,7 @@ async def run(args: argparse.Namespace) -> None:
                     pass
                 await asyncio.sleep(0.5)
             for scenario in scenarios:
+                cpu_before = process_cpu_seconds(server.pid)
                 result = await load(
                     client,
                     scenario,
@@ -317,24 +324,31 @@ async def run(args: argparse.Namespace) -> None:
                     warmup=args.warmup,
                     expected_total=delivered,
                 )
+                # Server CPU per request over the whole scenario (warm-up included).
+                served = result.requests + int(result.throughput * args.warmup) + 1
+                cpu_ms = 1000 * (process_cpu_seconds(server.pid) - cpu_before) / served
                 alone = await single_request_latency(client, scenario)
-                rows.append((scenario, result, alone))
+                rows.append((scenario, result, alone, cpu_ms))
                 print(
                     f"{scenario.name:36} {result.throughput:7.1f} req/s  "
                     f"p50 {result.percentile(0.5):7.1f} ms  p99 {result.percentile(0.99):7.1f} ms"
-                    f"  (one client alone: p50 {alone:5.1f} ms)",
+                    f"  (one client alone: p50 {alone:5.1f} ms; ~{cpu_ms:.1f} ms server CPU/req)",
                     flush=True,
                 )
     finally:
         stop(server)
     baseline = rows[2][1].throughput
     print()
-    print("| scenario | req/s | p50 ms | p99 ms | p50 ms, one client | vs GraphQL first page |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for scenario, result, alone in rows:
+    print(
+        "| scenario | req/s | p50 ms | p99 ms | p50 ms, one client | server CPU ms/req "
+        "| req/s vs GraphQL first page |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for scenario, result, alone, cpu_ms in rows:
         print(
             f"| {scenario.name} | {result.throughput:.0f} | {result.percentile(0.5):.1f} | "
-            f"{result.percentile(0.99):.1f} | {alone:.1f} | {result.throughput / baseline:.2f}x |"
+            f"{result.percentile(0.99):.1f} | {alone:.1f} | {cpu_ms:.1f} | "
+            f"{result.throughput / baseline:.2f}x |"
         )
 
 
