@@ -669,8 +669,8 @@ async def record_attempt(
 
     The endpoint's health moves with it: a success resets its failure run; a
     delivery that gives up counts one consecutive failure, and the endpoint is
-    disabled after ``webhook_disable_after_failures`` of them or after failing
-    without a success for ``webhook_disable_after_hours``.
+    disabled when that makes ``webhook_disable_after_failures`` of them, or when
+    it has been failing without a success for ``webhook_disable_after_hours``.
     """
     now = now or utcnow()
     found = await repository.get_delivery_with_endpoint(session, delivery_id)
@@ -706,34 +706,10 @@ async def record_attempt(
     delays = settings.webhook_retry_delays_seconds
     # Attempts since the delivery was created or last replayed.
     retries_used = delivery.attempt_count - 1 - delivery.schedule_start
-    disabled = False
-    retry_in: float | None = None
     if retries_used < len(delays):
-        retry_in = max(float(delays[retries_used]), 0.0)
-        delivery.next_attempt_at = now + timedelta(seconds=retry_in)
-    else:
-        delivery.status = WebhookDeliveryStatus.FAILED
-        delivery.next_attempt_at = None
-        endpoint.consecutive_failures += 1
-    failing_for = now - endpoint.failing_since
-    if endpoint.enabled and (
-        endpoint.consecutive_failures >= settings.webhook_disable_after_failures
-        or failing_for >= timedelta(hours=settings.webhook_disable_after_hours)
-    ):
-        endpoint.enabled = False
-        endpoint.disabled_at = now
-        endpoint.disabled_reason = (
-            f"disabled after {endpoint.consecutive_failures} failed deliveries in a row"
-            f" (failing since {iso_utc(endpoint.failing_since)})"
-        )
-        disabled = True
-        if retry_in is not None:
-            # No more attempts to a disabled endpoint; a replay sends it again.
-            delivery.status = WebhookDeliveryStatus.FAILED
-            delivery.next_attempt_at = None
-            retry_in = None
-    await session.flush()
-    if retry_in is not None:
+        retry_in: float | None = max(float(delays[retries_used]), 0.0)
+        delivery.next_attempt_at = now + timedelta(seconds=retry_in or 0.0)
+        await session.flush()
         defer_deliver(
             session,
             settings,
@@ -741,4 +717,24 @@ async def record_attempt(
             attempt_count=delivery.attempt_count,
             defer_by=retry_in or None,
         )
-    return AttemptOutcome(delivery.status, retry_in, disabled)
+        return AttemptOutcome(delivery.status, retry_in, False)
+    # The delivery gives up. Only then is the endpoint judged, so that a short
+    # outage its retries ride out never disables it, nor does one old failure
+    # followed, days later, by a single failed attempt.
+    delivery.status = WebhookDeliveryStatus.FAILED
+    delivery.next_attempt_at = None
+    endpoint.consecutive_failures += 1
+    failing_for = now - endpoint.failing_since
+    disabled = endpoint.enabled and (
+        endpoint.consecutive_failures >= settings.webhook_disable_after_failures
+        or failing_for >= timedelta(hours=settings.webhook_disable_after_hours)
+    )
+    if disabled:
+        endpoint.enabled = False
+        endpoint.disabled_at = now
+        endpoint.disabled_reason = (
+            f"disabled after {endpoint.consecutive_failures} failed deliveries in a row"
+            f" (failing since {iso_utc(endpoint.failing_since)})"
+        )
+    await session.flush()
+    return AttemptOutcome(delivery.status, None, disabled)

@@ -477,3 +477,37 @@ async def test_a_burst_worker_runs_the_registered_job_through_its_retries(
     assert delivery.status == D.SUCCEEDED
     assert [a.response_status for a in await _attempts(session, delivery)] == [502, 200]
     assert len(receiver.verified) == 2
+
+
+async def test_an_endpoint_failing_for_too_long_is_disabled_when_a_delivery_gives_up(
+    session: AsyncSession, worker_ctx: dict[str, Any], receiver: Receiver
+) -> None:
+    organization = await create_organization(session)
+    endpoint = await _endpoint(session, organization, receiver)
+    # Failing since long before the threshold (72 h), one failed delivery so far.
+    endpoint.failing_since = utcnow() - timedelta(hours=80)
+    endpoint.consecutive_failures = 0
+    log = await create_attempt_row(session, organization, status=S.SENT)
+    await _transition(session, log.id, TimelineEventType.DELIVERED, S.DELIVERED)
+    await commit_and_publish(session, worker_ctx["redis"])
+    receiver.statuses = [500] * 3
+    (delivery,) = await _deliveries(session, endpoint)
+
+    # Retries still pending do not disable it; giving up does.
+    assert await webhook_jobs.deliver(worker_ctx, str(delivery.id), 0) == D.PENDING
+    assert (await reload(session, WebhookEndpoint, endpoint.id)).enabled
+    assert await _run_until_settled_from(worker_ctx, delivery.id, 1) == [D.PENDING, D.FAILED]
+    endpoint = await reload(session, WebhookEndpoint, endpoint.id)
+    assert not endpoint.enabled and endpoint.consecutive_failures == 1
+
+
+async def _run_until_settled_from(
+    worker_ctx: dict[str, Any], delivery_id: Any, attempt: int
+) -> list[str | None]:
+    outcomes: list[str | None] = []
+    while True:
+        outcome = await webhook_jobs.deliver(worker_ctx, str(delivery_id), attempt)
+        outcomes.append(outcome)
+        attempt += 1
+        if outcome != D.PENDING:
+            return outcomes
