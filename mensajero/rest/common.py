@@ -325,7 +325,9 @@ def build_routes(operations: Sequence[Operation]) -> list[BaseRoute]:
     for path, methods in by_path.items():
 
         async def endpoint(request: Request, methods: dict[str, Operation] = methods) -> Response:
-            return await methods[request.method](request)
+            # Starlette answers HEAD on GET routes (the body is dropped on the way out).
+            method = "GET" if request.method == "HEAD" else request.method
+            return await methods[method](request)
 
         routes.append(Route(path, endpoint, methods=list(methods), name=path))
     return routes

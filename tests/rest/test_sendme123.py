@@ -324,6 +324,14 @@ async def test_missing_or_bad_key_answers_the_seed_401(http: httpx.AsyncClient) 
         assert response.json() == UNAUTHORIZED
 
 
+async def test_head_is_answered_like_get(http: httpx.AsyncClient, session: AsyncSession) -> None:
+    caller = await create_caller(session)
+
+    response = await http.head("/api/messages", headers=caller.headers)
+
+    assert response.status_code == 200 and response.content == b""
+
+
 async def test_every_key_header_style_is_accepted(
     http: httpx.AsyncClient, session: AsyncSession
 ) -> None:
