@@ -8,20 +8,36 @@ volume; one client's counts are read from its attempts (an index range).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mensajero.models import AttemptCount, CommunicationLog, Direction, MessageStatus
+from mensajero.models import (
+    AttemptCount,
+    Client,
+    ClientTag,
+    CommunicationLog,
+    Conversation,
+    ConversationStatus,
+    CreditLedgerEntry,
+    Direction,
+    Message,
+    MessageCount,
+    MessageCountTotal,
+    MessageStatus,
+    Tag,
+)
+from mensajero.repositories.base import OrganizationScopedRepository
 from mensajero.repositories.message import (
     DELIVERED_STATUSES,
     FAILED_STATUSES,
     CommunicationLogRepository,
 )
-from mensajero.services.listing import TimeRange
+from mensajero.services.listing import TimeRange, escape_like
 
 # Attempts still on their way to a provider (Coordinalo's "pending").
 PENDING_STATUSES = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING)
@@ -60,6 +76,11 @@ class GroupedCounts:
     channel: str
     communication_type: str
     counts: AttemptCounts
+    direction: str = Direction.OUTBOUND
+
+
+async def _scalar(session: AsyncSession, statement: Select[Any]) -> Any:
+    return (await session.execute(statement)).scalar_one()
 
 
 def _count_columns() -> list[ColumnElement[Any]]:
@@ -105,20 +126,28 @@ class ReportRepository(CommunicationLogRepository):
         return await self.raw_grouped_counts(created=created, client_id=client_id, by_hour=by_hour)
 
     async def rolled_up_counts(
-        self, *, created: TimeRange | None = None, by_hour: bool = False
+        self,
+        *,
+        created: TimeRange | None = None,
+        by_hour: bool = False,
+        direction: str | None = Direction.OUTBOUND,
     ) -> list[GroupedCounts]:
+        """Counts from the rollup, of one direction (``None``: both, told apart)."""
         rollup = AttemptCount
-        keys: list[ColumnElement[Any]] = [rollup.channel, rollup.communication_type]
+        keys: list[ColumnElement[Any]] = [
+            rollup.direction,
+            rollup.channel,
+            rollup.communication_type,
+        ]
         if by_hour:
             keys.insert(0, rollup.bucket)
         statement = (
             select(*keys, *(func.sum(getattr(rollup, name)) for name in _ROLLUP_COUNTERS))
-            .where(
-                rollup.organization_id == self.organization_id,
-                rollup.direction == Direction.OUTBOUND,
-            )
+            .where(rollup.organization_id == self.organization_id)
             .group_by(*keys)
         )
+        if direction is not None:
+            statement = statement.where(rollup.direction == direction)
         if created is not None and created.start is not None:
             statement = statement.where(rollup.bucket >= _hour_floor(created.start))
         if created is not None and created.end is not None:
@@ -127,10 +156,12 @@ class ReportRepository(CommunicationLogRepository):
         for row in (await self.session.execute(statement)).all():
             values = list(row)
             bucket = _as_utc(values.pop(0)) if by_hour else None
-            channel, communication_type, *numbers = values
+            row_direction, channel, communication_type, *numbers = values
             counts = AttemptCounts(*(int(n or 0) for n in numbers))
             if counts.total:
-                groups.append(GroupedCounts(bucket, channel, communication_type, counts))
+                groups.append(
+                    GroupedCounts(bucket, channel, communication_type, counts, row_direction)
+                )
         return groups
 
     async def raw_grouped_counts(
@@ -164,6 +195,26 @@ class ReportRepository(CommunicationLogRepository):
                 )
             )
         return groups
+
+    async def inbound_count(self, *, client_id: uuid.UUID) -> int:
+        """Replies received from one client."""
+        statement = self.live(func.count()).where(
+            CommunicationLog.client_id == client_id,
+            CommunicationLog.direction == Direction.INBOUND,
+        )
+        return int(await _scalar(self.session, statement))
+
+    async def contact_span(
+        self, *, client_id: uuid.UUID
+    ) -> tuple[datetime | None, datetime | None]:
+        """First and latest message exchanged with one client (through its index)."""
+        statement = select(func.min(Message.created_at), func.max(Message.created_at)).where(
+            Message.organization_id == self.organization_id,
+            Message.client_id == client_id,
+            Message.deleted_at.is_(None),
+        )
+        first, last = (await self.session.execute(statement)).one()
+        return (_as_utc(first) if first else None, _as_utc(last) if last else None)
 
 
 # AttemptCounts' fields in order, as the rollup's columns.
@@ -224,3 +275,364 @@ async def compact_attempt_counts(session: AsyncSession) -> int:
     if session.get_bind().dialect.name != "postgresql":
         return 0
     return int((await session.execute(text(_FOLD_ATTEMPT_COUNTS))).scalar_one())
+
+
+# --- mosend reports: conversations, ledger, tags --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationWindow:
+    """Which conversations a report looks at: opened in ``[since, until)``, of a kind."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    category: str | None = None
+    resolution_outcome: str | None = None
+
+
+@dataclass(slots=True)
+class ConversationTotals:
+    total: int = 0
+    open: int = 0
+    pending: int = 0
+    resolved: int = 0
+    unassigned: int = 0
+    responded: int = 0
+    first_response_sum: int = 0
+    resolution_sum: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    client_id: uuid.UUID
+    name: str
+    email: str | None
+    phone: str | None
+    totals: ConversationTotals
+    first_contact_at: datetime
+    last_contact_at: datetime
+
+
+def _conversation_totals_columns() -> list[ColumnElement[Any]]:
+    c = Conversation
+    return [
+        func.count(),
+        func.count().filter(c.status == ConversationStatus.OPEN),
+        func.count().filter(c.status == ConversationStatus.PENDING),
+        func.count().filter(c.status == ConversationStatus.RESOLVED),
+        func.count().filter(c.assigned_member_id.is_(None)),
+        func.count(c.first_response_seconds),
+        func.coalesce(func.sum(c.first_response_seconds), 0),
+        func.coalesce(func.sum(c.resolution_seconds), 0),
+    ]
+
+
+def _totals(values: Sequence[Any]) -> ConversationTotals:
+    return ConversationTotals(*(int(v or 0) for v in values))
+
+
+class ConversationReportRepository(OrganizationScopedRepository[Conversation]):
+    """Aggregates over an organization's conversations (far fewer rows than messages)."""
+
+    model = Conversation
+
+    def windowed(self, window: ConversationWindow, *columns: Any) -> Select[Any]:
+        statement = self.scoped(*columns)
+        if window.since is not None:
+            statement = statement.where(Conversation.opened_at >= window.since)
+        if window.until is not None:
+            statement = statement.where(Conversation.opened_at < window.until)
+        if window.category is not None:
+            statement = statement.where(Conversation.category == window.category)
+        if window.resolution_outcome is not None:
+            statement = statement.where(
+                Conversation.resolution_outcome == window.resolution_outcome
+            )
+        return statement
+
+    async def totals(
+        self, window: ConversationWindow, *, client_id: uuid.UUID | None = None
+    ) -> ConversationTotals:
+        statement = self.windowed(window, *_conversation_totals_columns())
+        if client_id is not None:
+            statement = statement.where(Conversation.client_id == client_id)
+        return _totals((await self.session.execute(statement)).one())
+
+    async def totals_by(
+        self, window: ConversationWindow, column: Any
+    ) -> list[tuple[Any, ConversationTotals]]:
+        """Totals per value of ``column`` (channel, assigned member, category, ...)."""
+        statement = self.windowed(window, column, *_conversation_totals_columns()).group_by(column)
+        return [(row[0], _totals(row[1:])) for row in (await self.session.execute(statement)).all()]
+
+    async def durations(
+        self,
+        window: ConversationWindow,
+        *,
+        group: Any | None = None,
+        group_values: Iterable[Any] | None = None,
+        client_id: uuid.UUID | None = None,
+    ) -> list[tuple[Any, int | None, int | None]]:
+        """(group, first response seconds, resolution seconds) of every measured conversation,
+        for medians."""
+        key = group if group is not None else literal(None)
+        statement = self.windowed(
+            window, key, Conversation.first_response_seconds, Conversation.resolution_seconds
+        ).where(
+            or_(
+                Conversation.first_response_seconds.is_not(None),
+                Conversation.resolution_seconds.is_not(None),
+            )
+        )
+        if group is not None and group_values is not None:
+            statement = statement.where(group.in_(list(group_values)))
+        if client_id is not None:
+            statement = statement.where(Conversation.client_id == client_id)
+        return [tuple(row) for row in (await self.session.execute(statement)).all()]  # type: ignore[misc]
+
+    async def customers_page(
+        self,
+        window: ConversationWindow,
+        *,
+        search: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[CustomerRow]:
+        """Clients with conversations in the window, latest contact first (then id), keyset."""
+        last_contact = func.max(Conversation.last_message_at)
+        statement = (
+            self.windowed(
+                window,
+                Conversation.client_id,
+                Client.name,
+                Client.email,
+                Client.phone,
+                *_conversation_totals_columns(),
+                func.min(Conversation.opened_at),
+                last_contact,
+            )
+            .join(Client, Client.id == Conversation.client_id)
+            .where(Client.organization_id == self.organization_id, Client.deleted_at.is_(None))
+            .group_by(Conversation.client_id, Client.name, Client.email, Client.phone)
+            .order_by(last_contact.desc(), Conversation.client_id.desc())
+            .limit(limit)
+        )
+        if search:
+            pattern = f"%{escape_like(search)}%"
+            statement = statement.where(
+                or_(
+                    Client.name.ilike(pattern, escape="\\"),
+                    Client.email.ilike(pattern, escape="\\"),
+                    Client.phone.ilike(pattern, escape="\\"),
+                    Client.phone_e164.ilike(pattern, escape="\\"),
+                )
+            )
+        if after is not None:
+            at, client_id = after
+            statement = statement.having(
+                or_(
+                    last_contact < at,
+                    and_(last_contact == at, Conversation.client_id < client_id),
+                )
+            )
+        rows = []
+        for row in (await self.session.execute(statement)).all():
+            client_id, name, email, phone, *numbers = row
+            first_contact, last = numbers[-2:]
+            rows.append(
+                CustomerRow(
+                    client_id=client_id,
+                    name=name,
+                    email=email,
+                    phone=phone,
+                    totals=_totals(numbers[:-2]),
+                    first_contact_at=_as_utc(first_contact),
+                    last_contact_at=_as_utc(last),
+                )
+            )
+        return rows
+
+    async def contact_span(self, client_id: uuid.UUID) -> tuple[datetime | None, datetime | None]:
+        """When the client's first conversation opened and its latest one last moved."""
+        statement = self.scoped(
+            func.min(Conversation.opened_at), func.max(Conversation.last_message_at)
+        ).where(Conversation.client_id == client_id)
+        first, last = (await self.session.execute(statement)).one()
+        return (_as_utc(first) if first else None, _as_utc(last) if last else None)
+
+    async def of_client(self, client_id: uuid.UUID, *, limit: int) -> list[Conversation]:
+        statement = (
+            self.scoped()
+            .where(Conversation.client_id == client_id)
+            .order_by(Conversation.opened_at.desc(), Conversation.id.desc())
+            .limit(limit)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerGroup:
+    kind: str
+    channel: str | None
+    hour: datetime
+    amount: int
+    messages: int
+    entries: int
+
+
+class LedgerReportRepository(OrganizationScopedRepository[CreditLedgerEntry]):
+    """The credit ledger summed by kind, channel and UTC hour.
+
+    The ledger has one entry per send batch, refund or top-up (not one per
+    message), so its aggregates stay small.
+    """
+
+    model = CreditLedgerEntry
+
+    def _hour(self) -> ColumnElement[Any]:
+        column = CreditLedgerEntry.created_at
+        if self.session.get_bind().dialect.name == "postgresql":
+            return func.date_trunc("hour", func.timezone("UTC", column))
+        return func.strftime("%Y-%m-%d %H:00:00", column)
+
+    async def grouped(self, *, since: datetime | None = None) -> list[LedgerGroup]:
+        entry = CreditLedgerEntry
+        hour = self._hour().label("hour")
+        statement = self.scoped(
+            entry.kind,
+            entry.channel,
+            hour,
+            func.sum(entry.amount),
+            func.sum(entry.message_count),
+            func.count(),
+        ).group_by(entry.kind, entry.channel, hour)
+        if since is not None:
+            statement = statement.where(entry.created_at >= since)
+        return [
+            LedgerGroup(kind, channel, _as_utc(at), int(amount), int(messages or 0), int(count))
+            for kind, channel, at, amount, messages, count in (
+                await self.session.execute(statement)
+            ).all()
+        ]
+
+    async def latest(self, *, kinds: Sequence[str], limit: int) -> list[CreditLedgerEntry]:
+        statement = (
+            self.scoped()
+            .where(CreditLedgerEntry.kind.in_(list(kinds)))
+            .order_by(CreditLedgerEntry.created_at.desc(), CreditLedgerEntry.id.desc())
+            .limit(limit)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class TagRow:
+    tag_id: uuid.UUID
+    name: str
+    color: str | None
+    clients: int
+    messages: int
+    conversations: int
+
+
+class TagReportRepository(OrganizationScopedRepository[Tag]):
+    model = Tag
+
+    async def breakdown(self, *, since: datetime) -> list[TagRow]:
+        """Per tag: live clients carrying it, their messages since ``since`` and their
+        conversations opened since then (through the clients' indexes)."""
+        tagged = (
+            select(ClientTag.tag_id, ClientTag.client_id)
+            .join(Client, Client.id == ClientTag.client_id)
+            .where(ClientTag.organization_id == self.organization_id, Client.deleted_at.is_(None))
+            .subquery()
+        )
+        clients = (
+            select(tagged.c.tag_id, func.count().label("n")).group_by(tagged.c.tag_id).subquery()
+        )
+        messages = (
+            select(tagged.c.tag_id, func.count().label("n"))
+            .join(Message, Message.client_id == tagged.c.client_id)
+            .where(
+                Message.organization_id == self.organization_id,
+                Message.created_at >= since,
+                Message.deleted_at.is_(None),
+            )
+            .group_by(tagged.c.tag_id)
+            .subquery()
+        )
+        conversations = (
+            select(tagged.c.tag_id, func.count().label("n"))
+            .join(Conversation, Conversation.client_id == tagged.c.client_id)
+            .where(
+                Conversation.organization_id == self.organization_id,
+                Conversation.opened_at >= since,
+            )
+            .group_by(tagged.c.tag_id)
+            .subquery()
+        )
+        statement = (
+            self.scoped(
+                Tag.id,
+                Tag.name,
+                Tag.color,
+                func.coalesce(clients.c.n, 0),
+                func.coalesce(messages.c.n, 0),
+                func.coalesce(conversations.c.n, 0),
+            )
+            .outerjoin(clients, clients.c.tag_id == Tag.id)
+            .outerjoin(messages, messages.c.tag_id == Tag.id)
+            .outerjoin(conversations, conversations.c.tag_id == Tag.id)
+            .order_by(Tag.name, Tag.id)
+        )
+        return [
+            TagRow(tag_id, name, color, int(c), int(m), int(v))
+            for tag_id, name, color, c, m, v in (await self.session.execute(statement)).all()
+        ]
+
+
+class MessageCountReportRepository:
+    """Current statuses of an organization's messages, from the message-count rollup."""
+
+    def __init__(self, session: AsyncSession, organization_id: uuid.UUID) -> None:
+        self.session = session
+        self.organization_id = organization_id
+
+    async def by_status(self, *, since: datetime | None = None) -> list[tuple[str, str, str, int]]:
+        """(channel, direction, status, count) of live messages (created since ``since``)."""
+        table: Any = MessageCount if since is not None else MessageCountTotal
+        statement = (
+            select(table.channel, table.direction, table.status, func.sum(table.count))
+            .where(table.organization_id == self.organization_id)
+            .group_by(table.channel, table.direction, table.status)
+        )
+        if since is not None:
+            statement = statement.where(MessageCount.bucket >= _hour_floor(since))
+        return [
+            (channel, direction, status, int(n))
+            for channel, direction, status, n in (await self.session.execute(statement)).all()
+            if n
+        ]
+
+
+async def count_live_clients(session: AsyncSession, organization_id: uuid.UUID) -> int:
+    statement = select(func.count()).where(
+        Client.organization_id == organization_id, Client.deleted_at.is_(None)
+    )
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def client_messages(
+    session: AsyncSession, organization_id: uuid.UUID, client_id: uuid.UUID, *, limit: int
+) -> list[Message]:
+    statement = (
+        select(Message)
+        .where(
+            Message.organization_id == organization_id,
+            Message.client_id == client_id,
+            Message.deleted_at.is_(None),
+        )
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(statement)).scalars())
