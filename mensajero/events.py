@@ -164,6 +164,7 @@ async def commit_and_publish(session: AsyncSession, redis: Redis) -> None:
 DEFAULT_SUBSCRIBER_BUFFER = 1_000
 _RECONNECT_INITIAL_DELAY = 0.1
 _RECONNECT_MAX_DELAY = 5.0
+_READY_TIMEOUT_SECONDS = 10.0
 
 logger = logging.getLogger("mensajero.events")
 
@@ -339,8 +340,14 @@ class EventHub:
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="event-hub")
-        # Subscribing before answering keeps "subscribe, then send" race-free.
-        await self.ready.wait()
+        # Subscribed before the process serves: "subscribe, then send" is race-free.
+        # Redis answered a ping at start-up, so this is quick; if it dropped since, go
+        # on serving (the hub keeps retrying) rather than hang the start.
+        try:
+            async with asyncio.timeout(_READY_TIMEOUT_SECONDS):
+                await self.ready.wait()
+        except TimeoutError:
+            logger.warning("event bus not subscribed yet; live subscriptions wait for Redis")
 
     async def stop(self) -> None:
         if self._task is not None:
