@@ -19,9 +19,9 @@ from their own definitions) and foreign-key triggers are skipped with
 foreign keys are dropped and re-added, which validates them). Measured
 alternatives are in bench/RESULTS.md.
 
-Reproducibility: the same ``--seed`` gives the same rows (ids included), as
-long as the clock (``now``) is the same; times are relative to the start of
-the run.
+Reproducibility: the same ``--seed`` gives the same data (names, contacts,
+statuses, bodies, times relative to the start of the run); ids are new on
+every run, so that runs without ``--reset`` add organizations side by side.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import json
 import math
 import random
 import re
+import secrets
 import sys
 import time
 import uuid
@@ -491,17 +492,20 @@ def uuid7_at(epoch_s: float, rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=value | rng.getrandbits(62))
 
 
-def sql_uuid7(epoch_expr: str, rand1: str, rand2: str = "random()") -> str:
+def sql_uuid7(epoch_expr: str, rand1: str, rand2: str) -> str:
     """SQL for a version 7 UUID at ``epoch_expr`` (seconds), random bits from two draws in [0, 1).
 
-    Built from random() rather than gen_random_uuid(): it is cheaper and
-    follows setseed(), so a seed reproduces the ids too. A draw has 52 random
-    bits; the second one fills the other 22 of the 74.
+    Built from random() rather than gen_random_uuid(): it is cheaper. A draw
+    has 52 random bits; the second one fills the other 22 of the 74. The
+    first is shifted by the run's ``:id_salt`` (modulo 1, a bijection), so
+    that two runs with the same seed, appending to one database, never
+    produce the same ids.
     """
     return (
         f"(lpad(to_hex(floor(({epoch_expr}) * 1000)::bigint), 12, '0')"
         f" || to_hex(28672 + (floor(({rand2}) * 4194304)::bigint % 4096)::int)"
-        f" || to_hex((floor(({rand1}) * 4503599627370496::float8)::bigint << 10)"
+        f" || to_hex(((floor((({rand1}) + :id_salt::float8) * 4503599627370496::float8)::bigint"
+        f" & 4503599627370495) << 10)"
         f" | (floor(({rand2}) * 1024)::bigint) | (-9223372036854775808)::bigint))::uuid"
     )
 
@@ -706,13 +710,14 @@ def plan_organization(
     now: float,
     days: int,
     queues: QueueNumbers,
+    id_rng: random.Random,
 ) -> OrgPlan:
     window_start = now - days * 86400
     timeline = ClientTimeline.build(clients, window_start, now)
     org = OrgPlan(
         number=number,
-        id=uuid7_at(timeline.start - 30 * 86400, rng),
-        member_id=uuid7_at(timeline.start - 30 * 86400 + 60, rng),
+        id=uuid7_at(timeline.start - 30 * 86400, id_rng),
+        member_id=uuid7_at(timeline.start - 30 * 86400 + 60, id_rng),
         name="Bench Org" if number == 1 else f"Bench Org {number}",
         created_at=timeline.start - 30 * 86400,
         clients=clients,
@@ -756,7 +761,7 @@ def plan_organization(
         month = MONTHS_ES[datetime.fromtimestamp(first_start, UTC).month - 1]
         org.campaigns.append(
             CampaignPlan(
-                id=uuid7_at(first_start - 7200, rng),
+                id=uuid7_at(first_start - 7200, id_rng),
                 name=f"{name} ({month})",
                 description=f"Campaña {name.lower()} por {channel}, {len(wave_starts)} envío(s).",
                 created_at=first_start - rng.uniform(3600, 3 * 86400),
@@ -1493,6 +1498,9 @@ class Seeder:
         self.chunk_messages = chunk_messages
         self.progress = progress
         self.rng = random.Random(seed)
+        # Ids are new on every run (see sql_uuid7); everything else follows the seed.
+        self.id_rng = random.Random(secrets.randbits(64))
+        self.id_salt = secrets.randbits(52) / 4503599627370496
         self.now = math.floor(time.time())
         self.phases: dict[str, float] = {}
         self.counts: dict[str, int] = dict.fromkeys(SEEDED_TABLES, 0)
@@ -1810,6 +1818,7 @@ class Seeder:
                 now=self.now,
                 days=self.days,
                 queues=queues,
+                id_rng=self.id_rng,
             )
             self.orgs.append(org)
             created = datetime.fromtimestamp(org.created_at, UTC)
@@ -1852,14 +1861,14 @@ class Seeder:
                     "INSERT INTO channel_configs (id, created_at, updated_at, organization_id,"
                     " email, whatsapp, sms, preferences)"
                     " VALUES ($1, $2, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb)",
-                    uuid7_at(org.created_at + 120, self.rng), created, org.id,
+                    uuid7_at(org.created_at + 120, self.id_rng), created, org.id,
                     *(json.dumps(config[k]) for k in ("email", "whatsapp", "sms", "preferences")),
                 )  # fmt: skip
                 await conn.execute(
                     "INSERT INTO credit_ledger (id, created_at, organization_id, kind, amount,"
                     " balance_after, channel, queue_id, message_count, log_id, description)"
                     " VALUES ($1, $2, $3, 'topup', $4, $4, NULL, NULL, 0, NULL, $5)",
-                    uuid7_at(org.created_at + 180, self.rng), created, org.id, TOPUP_CREDITS,
+                    uuid7_at(org.created_at + 180, self.id_rng), created, org.id, TOPUP_CREDITS,
                     "Initial top-up (bench seed)",
                 )  # fmt: skip
                 await conn.copy_records_to_table(
@@ -1899,6 +1908,7 @@ class Seeder:
                 k_to = min(org.clients, k_from + CLIENT_CHUNK - 1)
                 sql, args = bind(
                     CLIENTS_SQL,
+                    id_salt=self.id_salt,
                     org_id=org.id, org_no=org.number, k_from=k_from, k_to=k_to,
                     k_base=(org.number - 1) * 10_000_000 // max(1, self.organizations),
                     n_pre=tl.n_pre, c_start=tl.start, pre_step=tl.pre_step,
@@ -1922,7 +1932,7 @@ class Seeder:
         jobs = []
         for org in self.orgs:
             tag_ids = [
-                uuid7_at(org.created_at + 86400 + i * 600, self.rng) for i in range(len(TAGS))
+                uuid7_at(org.created_at + 86400 + i * 600, self.id_rng) for i in range(len(TAGS))
             ]
             created = datetime.fromtimestamp(org.created_at + 86400, UTC)
             await self.conns[0].copy_records_to_table(
@@ -1938,6 +1948,7 @@ class Seeder:
                 k_to = min(org.clients, k_from + CLIENT_CHUNK * 2 - 1)
                 sql, args = bind(
                     CLIENT_TAGS_SQL,
+                    id_salt=self.id_salt,
                     org_id=org.id, org_no=org.number, k_from=k_from, k_to=k_to, tag_ids=tag_ids,
                     now=float(self.now), count_slots=weighted_slots(TAG_COUNT_WEIGHTS),
                     tag_slots=weighted_slots([t[2] for t in TAGS]),
@@ -1955,6 +1966,7 @@ class Seeder:
             for chunk in split_into_chunks(org.batches, self.chunk_messages):
                 sql, args = bind(
                     MESSAGES_SQL,
+                    id_salt=self.id_salt,
                     b_start=[b.start for b in chunk], b_span=[b.span for b in chunk],
                     b_n=[b.n for b in chunk], b_g0=[b.g0 for b in chunk],
                     b_rate=[b.rate for b in chunk], b_camp=[b.campaign for b in chunk],
