@@ -455,6 +455,7 @@ class ChannelMessaging:
     read_rate: float
     response_rate: float
     by_status: dict[str, int]
+    conversations: int
     times: DurationStats | None
 
 
@@ -481,6 +482,19 @@ class MessagingReport:
     conversations: ConversationSummary
 
 
+def local_instant(
+    value: date | datetime | None, zone: ZoneInfo, *, end: bool = False
+) -> datetime | None:
+    """A calendar day means its local midnight (``end``: the next one, so the day is
+    included); an instant stays as it is (naive = UTC)."""
+    if value is None or isinstance(value, datetime):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+    day = value + timedelta(days=1) if end else value
+    return datetime.combine(day, time(), zone).astimezone(UTC)
+
+
 def read_rate(counts: AttemptCounts) -> float:
     return percentage(counts.read, counts.delivered)
 
@@ -493,7 +507,7 @@ async def messaging_report(
     session: AsyncSession,
     *,
     organization_id: uuid.UUID,
-    since: datetime | None = None,
+    since: date | datetime | None = None,
     now: datetime | None = None,
 ) -> MessagingReport:
     """Volume by channel, status and local day, delivery/read/response rates and
@@ -503,10 +517,7 @@ async def messaging_report(
     current statuses of the messages created since then."""
     now = now or datetime.now(UTC)
     zone = await organization_zone(session, organization_id)
-    if since is None:
-        since = _days_ago_start(now, zone, DEFAULT_MESSAGING_DAYS)
-    if since.tzinfo is None:
-        raise InvalidInput("since must carry a time zone", field="since")
+    since = local_instant(since, zone) or _days_ago_start(now, zone, DEFAULT_MESSAGING_DAYS)
     groups = await ReportRepository(session, organization_id).rolled_up_counts(
         created=TimeRange(since, None), by_hour=True, direction=None
     )
@@ -552,6 +563,7 @@ async def messaging_report(
             read_rate=read_rate(channel_out.get(channel, AttemptCounts())),
             response_rate=response_rate(channel_out.get(channel, AttemptCounts())),
             by_status=dict(sorted(channel_status.get(channel, {}).items())),
+            conversations=channel_totals[channel].total if channel in channel_totals else 0,
             times=(
                 DurationStats.of(channel_totals[channel], channel_durations.get(channel, []))
                 if channel in channel_totals
@@ -666,8 +678,11 @@ async def billing_report(
 
 @dataclass(frozen=True, slots=True)
 class CustomerQuery:
-    since: datetime | None = None
-    until: datetime | None = None
+    """``since``/``until`` bound when conversations opened: instants, or local calendar
+    days (both inclusive)."""
+
+    since: date | datetime | None = None
+    until: date | datetime | None = None
     category: str | None = None
     resolution_outcome: str | None = None
     search: str | None = None
@@ -720,12 +735,15 @@ async def customers_report(
     cursor continues it) that neither skip nor repeat."""
     if not 1 <= query.limit <= MAX_CUSTOMERS_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_CUSTOMERS_LIMIT}", field="limit")
-    if query.since and query.until and query.since >= query.until:
+    zone = await organization_zone(session, organization_id)
+    since = local_instant(query.since, zone)
+    until = local_instant(query.until, zone, end=True)
+    if since and until and since >= until:
         raise InvalidInput("since must be before until", field="since")
     after = decode_customer_cursor(query.cursor) if query.cursor else None
     window = ConversationWindow(
-        since=query.since,
-        until=query.until,
+        since=since,
+        until=until,
         category=query.category,
         resolution_outcome=query.resolution_outcome,
     )
