@@ -21,10 +21,12 @@ from mensajero.schema import loaders
 from mensajero.schema.pagination import Connection, keyset_page
 from mensajero.schema.relay import resolve_scoped_nodes
 from mensajero.services import message as message_service
+from mensajero.services.errors import NotFound
 from mensajero.services.listing import LogFilter, LogSummary
 
 if TYPE_CHECKING:
     from mensajero.schema.message import CommunicationLogConnection, MessageConnection
+    from mensajero.schema.report import ClientCommunicationSummary
 
 
 @strawberry.type(name="Tag")
@@ -143,6 +145,27 @@ class ClientType(relay.Node):
             lambda: count_loader.load(client_id),
             summary_loader=summary,
         )
+
+    @strawberry.field(
+        description="Attempts to this client by channel and type, and their rates (all time)."
+    )
+    async def communication_summary(
+        self, info: Info[Any, Any]
+    ) -> Annotated[ClientCommunicationSummary, strawberry.lazy("mensajero.schema.report")] | None:
+        from mensajero.schema.report import ClientCommunicationSummary
+        from mensajero.services import report as report_service
+
+        try:
+            async with info.context.read() as session:
+                history = await report_service.client_communication_history(
+                    session,
+                    organization_id=info.context.principal.organization_id,
+                    client_id=self.row_id,
+                    recent_limit=0,
+                )
+        except NotFound:  # a soft-deleted client has no live summary
+            return None
+        return ClientCommunicationSummary.of(history)
 
     @classmethod
     def from_model(cls, client: Client) -> ClientType:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import strawberry
@@ -13,6 +13,9 @@ from strawberry.types import Info
 
 from mensajero.models import ApiKey, Member, Organization
 from mensajero.schema.relay import resolve_scoped_nodes
+
+if TYPE_CHECKING:
+    from mensajero.resolvers.report import ReportType
 
 
 @strawberry.type(name="Organization")
@@ -123,3 +126,9 @@ class ViewerType:
     organization: OrganizationType
     member: MemberType
     scopes: list[str]
+
+    @strawberry.field(description="The organization's reports. Needs the `read` scope.")
+    def report(self) -> Annotated[ReportType, strawberry.lazy("mensajero.resolvers.report")]:
+        from mensajero.resolvers.report import ReportType
+
+        return ReportType()

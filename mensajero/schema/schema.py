@@ -13,6 +13,7 @@ from mensajero.resolvers.conversation import ConversationMutation, ConversationQ
 from mensajero.resolvers.message import MessageQuery
 from mensajero.resolvers.messaging import MessagingMutation, MessagingQuery
 from mensajero.resolvers.organization import OrganizationMutation, OrganizationQuery
+from mensajero.resolvers.report import ReportQuery
 from mensajero.resolvers.subscription import MessageSubscription
 from mensajero.resolvers.webhook import WebhookMutation, WebhookQuery
 from mensajero.schema.errors import graphql_error
@@ -30,6 +31,7 @@ class Query(
     ConversationQuery,
     MessagingQuery,
     WebhookQuery,
+    ReportQuery,
 ):
     node: relay.Node | None = relay.node(
         description="Any object by its global id; another organization's ids answer null."

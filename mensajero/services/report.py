@@ -213,15 +213,18 @@ async def client_communication_history(
         totals.add(group.counts)
         by_channel[group.channel] += group.counts.total
         by_type[group.communication_type] += group.counts.total
-    logs, _ = await message_service.list_logs_by_offset(
-        session,
-        organization_id=organization_id,
-        log_filter=LogFilter(client_ids=(client_id,)),
-        page=OffsetPage(page=1, limit=recent_limit),
-    )
-    messages = await message_service.get_messages(
-        session, organization_id=organization_id, message_ids=[log.message_id for log in logs]
-    )
+    logs: list[CommunicationLog] = []
+    messages: dict[uuid.UUID, Message] = {}
+    if recent_limit > 0:  # GraphQL's communicationSummary asks for none
+        logs, _ = await message_service.list_logs_by_offset(
+            session,
+            organization_id=organization_id,
+            log_filter=LogFilter(client_ids=(client_id,)),
+            page=OffsetPage(page=1, limit=recent_limit),
+        )
+        messages = await message_service.get_messages(
+            session, organization_id=organization_id, message_ids=[log.message_id for log in logs]
+        )
     return ClientHistory(
         client=client,
         total=totals.total,
