@@ -51,7 +51,8 @@ def _spawn(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def _wait_ready(base_url: str, process: subprocess.Popen[str], *, workers: int = 1) -> dict:
-    deadline = time.monotonic() + 60
+    # Generous: a loaded machine can take tens of seconds just to import the app.
+    deadline = time.monotonic() + 180
     last: dict = {}
     while time.monotonic() < deadline:
         if process.poll() is not None:
