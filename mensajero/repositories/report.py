@@ -7,11 +7,13 @@ volume; one client's counts are read from its attempts (an index range).
 
 from __future__ import annotations
 
+import statistics
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -114,6 +116,7 @@ class ReportRepository(CommunicationLogRepository):
         created: TimeRange | None = None,
         client_id: uuid.UUID | None = None,
         by_hour: bool = False,
+        local_days: ZoneInfo | None = None,
     ) -> list[GroupedCounts]:
         """Counts per (hour,) channel and type; one statement, one row per group.
 
@@ -122,24 +125,47 @@ class ReportRepository(CommunicationLogRepository):
         zone with a whole-hour offset are).
         """
         if client_id is None:
-            return await self.rolled_up_counts(created=created, by_hour=by_hour)
-        return await self.raw_grouped_counts(created=created, client_id=client_id, by_hour=by_hour)
+            return await self.rolled_up_counts(
+                created=created, by_hour=by_hour, local_days=local_days
+            )
+        return await self.raw_grouped_counts(
+            created=created, client_id=client_id, by_hour=by_hour or local_days is not None
+        )
 
     async def rolled_up_counts(
         self,
         *,
         created: TimeRange | None = None,
         by_hour: bool = False,
+        local_days: ZoneInfo | None = None,
         direction: str | None = Direction.OUTBOUND,
     ) -> list[GroupedCounts]:
-        """Counts from the rollup, of one direction (``None``: both, told apart)."""
+        """Counts from the rollup, of one direction (``None``: both, told apart).
+
+        ``by_hour``: one group per UTC hour. ``local_days``: a time zone whose
+        calendar days the caller folds the hours into; PostgreSQL folds them
+        itself (``bucket`` is then the local midnight, and a few dozen rows per
+        day come back instead of a few hundred), SQLite answers by hour.
+        """
         rollup = AttemptCount
         keys: list[ColumnElement[Any]] = [
             rollup.direction,
             rollup.channel,
             rollup.communication_type,
         ]
-        if by_hour:
+        fold_in_sql = (
+            local_days is not None and self.session.get_bind().dialect.name == "postgresql"
+        )
+        if fold_in_sql:
+            assert local_days is not None
+            # timezone(zone, timestamptz) is the local wall time; truncated to its day.
+            keys.insert(
+                0,
+                func.date_trunc("day", func.timezone(local_days.key, rollup.bucket)).label(
+                    "bucket"
+                ),
+            )
+        elif by_hour or local_days is not None:
             keys.insert(0, rollup.bucket)
         statement = (
             select(*keys, *(func.sum(getattr(rollup, name)) for name in _ROLLUP_COUNTERS))
@@ -155,7 +181,13 @@ class ReportRepository(CommunicationLogRepository):
         groups = []
         for row in (await self.session.execute(statement)).all():
             values = list(row)
-            bucket = _as_utc(values.pop(0)) if by_hour else None
+            if fold_in_sql:
+                assert local_days is not None
+                bucket: datetime | None = values.pop(0).replace(tzinfo=local_days)
+            elif by_hour or local_days is not None:
+                bucket = _as_utc(values.pop(0))
+            else:
+                bucket = None
             row_direction, channel, communication_type, *numbers = values
             counts = AttemptCounts(*(int(n or 0) for n in numbers))
             if counts.total:
@@ -300,6 +332,7 @@ class ConversationTotals:
     responded: int = 0
     first_response_sum: int = 0
     resolution_sum: int = 0
+    resolution_measured: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +357,12 @@ def _conversation_totals_columns() -> list[ColumnElement[Any]]:
         func.count(c.first_response_seconds),
         func.coalesce(func.sum(c.first_response_seconds), 0),
         func.coalesce(func.sum(c.resolution_seconds), 0),
+        func.count(c.resolution_seconds),
     ]
+
+
+def _median(values: list[int]) -> float | None:
+    return float(statistics.median(values)) if values else None
 
 
 def _totals(values: Sequence[Any]) -> ConversationTotals:
@@ -389,6 +427,55 @@ class ConversationReportRepository(OrganizationScopedRepository[Conversation]):
         if client_id is not None:
             statement = statement.where(Conversation.client_id == client_id)
         return [tuple(row) for row in (await self.session.execute(statement)).all()]  # type: ignore[misc]
+
+    async def medians(
+        self,
+        window: ConversationWindow,
+        *,
+        group: Any | None = None,
+        group_values: Iterable[Any] | None = None,
+        client_id: uuid.UUID | None = None,
+    ) -> dict[Any, tuple[float | None, float | None]]:
+        """Median first response and resolution seconds per group (key ``None`` without one).
+
+        PostgreSQL computes them (``percentile_cont(0.5)``: the mean of the two
+        middle values of an even count); SQLite has no percentiles, so its
+        (small, embedded) sets are read and computed here the same way.
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            values: dict[Any, tuple[list[int], list[int]]] = {}
+            for key, first, resolution in await self.durations(
+                window, group=group, group_values=group_values, client_id=client_id
+            ):
+                firsts, resolutions = values.setdefault(key, ([], []))
+                if first is not None:
+                    firsts.append(first)
+                if resolution is not None:
+                    resolutions.append(resolution)
+            return {
+                key: (_median(firsts), _median(resolutions))
+                for key, (firsts, resolutions) in values.items()
+            }
+        key = group if group is not None else literal(None)
+        statement = self.windowed(
+            window,
+            key,
+            func.percentile_cont(0.5).within_group(Conversation.first_response_seconds),
+            func.percentile_cont(0.5).within_group(Conversation.resolution_seconds),
+        )
+        if group is not None:
+            statement = statement.group_by(group)
+            if group_values is not None:
+                statement = statement.where(group.in_(list(group_values)))
+        if client_id is not None:
+            statement = statement.where(Conversation.client_id == client_id)
+        return {
+            row[0]: (
+                float(row[1]) if row[1] is not None else None,
+                float(row[2]) if row[2] is not None else None,
+            )
+            for row in (await self.session.execute(statement)).all()
+        }
 
     async def customers_page(
         self,

@@ -18,10 +18,9 @@ import base64
 import statistics
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -138,7 +137,7 @@ async def communication_stats(
     if (end - start).days > MAX_PERIOD_DAYS:
         raise InvalidInput(f"a period spans at most {MAX_PERIOD_DAYS} days", field="to")
     groups = await ReportRepository(session, organization_id).grouped_counts(
-        created=local_days(start, end, zone), by_hour=True
+        created=local_days(start, end, zone), local_days=zone
     )
     totals = AttemptCounts()
     by_channel: dict[str, AttemptCounts] = defaultdict(AttemptCounts)
@@ -274,17 +273,16 @@ class DurationStats:
 
     @classmethod
     def of(
-        cls, totals: ConversationTotals, durations: Sequence[tuple[Any, int | None, int | None]]
+        cls, totals: ConversationTotals, medians: tuple[float | None, float | None] | None
     ) -> DurationStats:
+        median_first, median_resolution = medians or (None, None)
         return cls(
             responded=totals.responded,
             avg_first_response_seconds=average(totals.first_response_sum, totals.responded),
-            median_first_response_seconds=median(row[1] for row in durations),
+            median_first_response_seconds=median_first,
             resolved=totals.resolved,
-            avg_resolution_seconds=average(
-                totals.resolution_sum, sum(1 for row in durations if row[2] is not None)
-            ),
-            median_resolution_seconds=median(row[2] for row in durations),
+            avg_resolution_seconds=average(totals.resolution_sum, totals.resolution_measured),
+            median_resolution_seconds=median_resolution,
         )
 
 
@@ -307,14 +305,14 @@ async def _conversation_summary(
 ) -> ConversationSummary:
     repository = ConversationReportRepository(session, organization_id)
     totals = await repository.totals(window, client_id=client_id)
-    durations = await repository.durations(window, client_id=client_id)
+    medians = await repository.medians(window, client_id=client_id)
     return ConversationSummary(
         total=totals.total,
         open=totals.open,
         pending=totals.pending,
         resolved=totals.resolved,
         unassigned=totals.unassigned,
-        times=DurationStats.of(totals, durations),
+        times=DurationStats.of(totals, medians.get(None)),
     )
 
 
@@ -340,9 +338,7 @@ async def agents_report(
     repository = ConversationReportRepository(session, organization_id)
     column = Conversation.assigned_member_id
     groups = await repository.totals_by(window, column)
-    durations: dict[Any, list[tuple[Any, int | None, int | None]]] = defaultdict(list)
-    for row in await repository.durations(window, group=column):
-        durations[row[0]].append(row)
+    medians = await repository.medians(window, group=column)
     members = await MemberRepository(session, organization_id).get_many(
         [member_id for member_id, _ in groups if member_id is not None]
     )
@@ -357,7 +353,7 @@ async def agents_report(
                 conversations=totals.total,
                 open=totals.open + totals.pending,
                 resolved=totals.resolved,
-                times=DurationStats.of(totals, durations.get(member_id, [])),
+                times=DurationStats.of(totals, medians.get(member_id)),
             )
         )
     # Busiest first; the unassigned last among equals; then by id for a stable order.
@@ -522,7 +518,7 @@ async def messaging_report(
     zone = await organization_zone(session, organization_id)
     since = local_instant(since, zone) or _days_ago_start(now, zone, DEFAULT_MESSAGING_DAYS)
     groups = await ReportRepository(session, organization_id).rolled_up_counts(
-        created=TimeRange(since, None), by_hour=True, direction=None
+        created=TimeRange(since, None), local_days=zone, direction=None
     )
     outbound = AttemptCounts()
     inbound = 0
@@ -551,9 +547,7 @@ async def messaging_report(
     window = ConversationWindow(since=since)
     repository = ConversationReportRepository(session, organization_id)
     channel_totals = dict(await repository.totals_by(window, Conversation.channel))
-    channel_durations: dict[Any, list[tuple[Any, int | None, int | None]]] = defaultdict(list)
-    for row in await repository.durations(window, group=Conversation.channel):
-        channel_durations[row[0]].append(row)
+    channel_medians = await repository.medians(window, group=Conversation.channel)
     channels = sorted(
         set(channel_out) | set(channel_in) | set(channel_status) | set(channel_totals)
     )
@@ -568,7 +562,7 @@ async def messaging_report(
             by_status=dict(sorted(channel_status.get(channel, {}).items())),
             conversations=channel_totals[channel].total if channel in channel_totals else 0,
             times=(
-                DurationStats.of(channel_totals[channel], channel_durations.get(channel, []))
+                DurationStats.of(channel_totals[channel], channel_medians.get(channel))
                 if channel in channel_totals
                 else None
             ),
@@ -759,12 +753,13 @@ async def customers_report(
     )
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
-    durations: dict[Any, list[tuple[Any, int | None, int | None]]] = defaultdict(list)
-    if rows:
-        for row in await repository.durations(
+    medians = (
+        await repository.medians(
             window, group=Conversation.client_id, group_values=[r.client_id for r in rows]
-        ):
-            durations[row[0]].append(row)
+        )
+        if rows
+        else {}
+    )
     customers = [
         CustomerStats(
             client_id=row.client_id,
@@ -774,7 +769,7 @@ async def customers_report(
             conversations=row.totals.total,
             open=row.totals.open + row.totals.pending,
             resolved=row.totals.resolved,
-            times=DurationStats.of(row.totals, durations.get(row.client_id, [])),
+            times=DurationStats.of(row.totals, medians.get(row.client_id)),
             first_contact_at=row.first_contact_at,
             last_contact_at=row.last_contact_at,
             cursor=encode_customer_cursor(row.last_contact_at, row.client_id),
