@@ -186,17 +186,22 @@ def _processes(
 
 
 async def _wait_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
-        for _ in range(300):
+    # Generous: on a loaded machine starting a Python process takes a while.
+    deadline = asyncio.get_running_loop().time() + 120
+    last = "no answer"
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        while asyncio.get_running_loop().time() < deadline:
             if process.poll() is not None:
                 raise AssertionError(process.stderr.read().decode() if process.stderr else "")
             try:
-                if (await http.get("/readyz")).status_code == 200:
+                response = await http.get("/readyz")
+                if response.status_code == 200:
                     return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{base_url} never became ready")
+                last = f"{response.status_code} {response.text}"
+            except httpx.TransportError as error:
+                last = repr(error)
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{base_url} never became ready: {last}")
 
 
 async def _wait_for_bus_subscribers(base_url: str, count: int) -> None:
