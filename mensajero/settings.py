@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     subscription_buffer_size: int = 1_000
     subscription_outbox_limit: int = 1_000
 
+    # How long an authenticated key is trusted without asking the database.
+    # Revocations in this process apply at once; in other processes within this.
+    auth_cache_seconds: float = 5.0
+
     api_key_environment: str = Field(default="live", pattern="^(live|test)$")
 
     # Outbound webhooks: delays before each retry (seconds; the list's length is

@@ -57,6 +57,9 @@ class Backend:
             redis_url=self.redis_url,
             auto_migrate=False,
             embedded_worker=False,
+            # Tests change keys and members behind the doors' back; the cache
+            # has its own tests (tests/services/test_auth.py).
+            auth_cache_seconds=0,
             **overrides,  # type: ignore[arg-type]
         )
 

@@ -27,8 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mensajero.db import transaction
-from mensajero.services.auth import Principal, authenticate, extract_api_key
+from mensajero.services.auth import Principal, authenticate_request_key, extract_api_key
 from mensajero.services.errors import (
     DomainError,
     Forbidden,
@@ -312,8 +311,11 @@ class Operation:
 
 async def authenticate_request(request: Request) -> Principal:
     """The caller behind any of the three key headers (Bearer, X-Api-Key, api-key)."""
-    async with transaction(request.app.state.sessionmaker) as session:
-        return await authenticate(session, extract_api_key(request.headers))
+    return await authenticate_request_key(
+        request.app.state.sessionmaker,
+        extract_api_key(request.headers),
+        ttl_seconds=request.app.state.settings.auth_cache_seconds,
+    )
 
 
 def build_routes(operations: Sequence[Operation]) -> list[BaseRoute]:

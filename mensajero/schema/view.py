@@ -18,7 +18,12 @@ from mensajero.db import transaction
 from mensajero.schema.broadcast import SharedGraphQLTransportWSHandler
 from mensajero.schema.context import Context
 from mensajero.schema.graphiql import GRAPHIQL_CONTENT_SECURITY_POLICY, render_graphiql_page
-from mensajero.services.auth import authenticate, extract_api_key, extract_api_key_from_payload
+from mensajero.services.auth import (
+    authenticate,
+    authenticate_request_key,
+    extract_api_key,
+    extract_api_key_from_payload,
+)
 from mensajero.services.errors import Unauthenticated
 
 
@@ -102,10 +107,11 @@ class GraphQLEndpoint:
         if scope["type"] == "http" and not _wants_graphql_ide(scope):
             request = Request(scope, receive)
             try:
-                async with transaction(request.app.state.sessionmaker) as session:
-                    state["principal"] = await authenticate(
-                        session, extract_api_key(request.headers)
-                    )
+                state["principal"] = await authenticate_request_key(
+                    request.app.state.sessionmaker,
+                    extract_api_key(request.headers),
+                    ttl_seconds=request.app.state.settings.auth_cache_seconds,
+                )
             except Unauthenticated as error:
                 await _unauthenticated(error.message)(scope, receive, send)
                 return

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mensajero.models import ApiKeyScope, utcnow
 from mensajero.repositories import organization as organization_repository
@@ -40,6 +41,7 @@ class Principal:
     api_key_id: uuid.UUID
     scopes: frozenset[str]
     terms_accepted: bool
+    key_expires_at: datetime | None = None
 
     def require_scope(self, scope: ApiKeyScope) -> None:
         if scope not in self.scopes and ApiKeyScope.ADMIN not in self.scopes:
@@ -136,7 +138,78 @@ async def authenticate(
         api_key_id=api_key.id,
         scopes=frozenset(api_key.scopes),
         terms_accepted=member.terms_accepted_version == organization.terms_version,
+        key_expires_at=api_key.expires_at,
     )
+
+
+class PrincipalCache:
+    """Recently authenticated keys, so a busy key does not cost a transaction per request.
+
+    Entries live ``ttl_seconds`` (a few seconds): revocations and terms
+    acceptances made in this process drop their entries at once; those made by
+    another process take effect within the TTL. Keys are cached under the hash
+    of the whole key, never in clear.
+    """
+
+    def __init__(self, *, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, raw_key: str, *, now: datetime) -> Principal | None:
+        digest = hash_secret(raw_key)
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        principal, valid_until = entry
+        expires_at = principal.key_expires_at
+        if time.monotonic() >= valid_until or (expires_at is not None and expires_at <= now):
+            self._entries.pop(digest, None)
+            return None
+        return principal
+
+    def put(self, raw_key: str, principal: Principal, *, ttl_seconds: float) -> None:
+        if ttl_seconds <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # rare and cheap to refill; keeps memory bounded
+        self._entries[hash_secret(raw_key)] = (principal, time.monotonic() + ttl_seconds)
+
+    def forget(
+        self, *, api_key_id: uuid.UUID | None = None, member_id: uuid.UUID | None = None
+    ) -> None:
+        stale = [
+            digest
+            for digest, (principal, _) in self._entries.items()
+            if principal.api_key_id == api_key_id or principal.member_id == member_id
+        ]
+        for digest in stale:
+            self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+principal_cache = PrincipalCache()
+
+
+async def authenticate_request_key(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    raw_key: str | None,
+    *,
+    ttl_seconds: float,
+) -> Principal:
+    """The doors' entry point: a cached caller, or :func:`authenticate` in its own transaction."""
+    now = utcnow()
+    if raw_key:
+        cached = principal_cache.get(raw_key, now=now)
+        if cached is not None:
+            return cached
+    async with sessionmaker() as session:
+        principal = await authenticate(session, raw_key, now=now)
+        await session.commit()
+    assert raw_key is not None  # authenticate raised otherwise
+    principal_cache.put(raw_key, principal, ttl_seconds=ttl_seconds)
+    return principal
 
 
 def normalize_scopes(scopes: Iterable[str]) -> list[str]:

@@ -19,7 +19,7 @@ from mensajero.models import (
     utcnow,
 )
 from mensajero.repositories.organization import ApiKeyRepository, get_organization
-from mensajero.services.auth import generate_api_key, normalize_scopes
+from mensajero.services.auth import generate_api_key, normalize_scopes, principal_cache
 from mensajero.services.errors import InvalidInput, NotFound
 from mensajero.settings import get_settings
 
@@ -152,6 +152,7 @@ async def revoke_api_key(
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
         await session.flush()
+    principal_cache.forget(api_key_id=api_key.id)
     return api_key
 
 
@@ -169,4 +170,5 @@ async def accept_terms(
     member.terms_accepted_version = version
     member.terms_accepted_at = utcnow()
     await session.flush()
+    principal_cache.forget(member_id=member.id)
     return member

@@ -3,18 +3,22 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mensajero.db import create_sessionmaker
 from mensajero.models import ApiKey, ApiKeyScope, utcnow
 from mensajero.services import organization as organization_service
 from mensajero.services.auth import (
     LAST_USED_RESOLUTION,
     authenticate,
+    authenticate_request_key,
     extract_api_key,
     extract_api_key_from_payload,
     generate_api_key,
     hash_secret,
     parse_api_key,
+    principal_cache,
 )
 from mensajero.services.errors import Forbidden, TermsNotAccepted, Unauthenticated
 from tests.factories import create_caller
@@ -127,3 +131,56 @@ async def test_the_key_secret_is_never_stored(session: AsyncSession) -> None:
     secret = caller.key.split(".", 1)[1]
     assert secret not in stored.secret_hash
     assert stored.secret_hash == hash_secret(secret)
+
+
+async def test_the_doors_cache_a_key_for_a_few_seconds_and_forget_it_on_revoke(
+    connection: AsyncConnection, session: AsyncSession
+) -> None:
+    caller = await create_caller(session)
+    await session.commit()
+    sessionmaker = create_sessionmaker(connection)
+    principal_cache.clear()
+    first = await authenticate_request_key(sessionmaker, caller.key, ttl_seconds=30)
+    assert first.organization_id == caller.organization.id
+
+    # Revoked behind this process's back (as another API process would): the
+    # cached caller is still trusted until its entry expires or is forgotten.
+    await session.execute(
+        update(ApiKey).where(ApiKey.id == caller.api_key.id).values(revoked_at=utcnow())
+    )
+    await session.commit()
+    assert await authenticate_request_key(sessionmaker, caller.key, ttl_seconds=30) == first
+
+    principal_cache.forget(api_key_id=caller.api_key.id)
+    with pytest.raises(Unauthenticated, match="revoked"):
+        await authenticate_request_key(sessionmaker, caller.key, ttl_seconds=30)
+
+
+async def test_revoking_through_the_service_drops_the_cached_key_at_once(
+    connection: AsyncConnection, session: AsyncSession
+) -> None:
+    caller = await create_caller(session)
+    await session.commit()
+    sessionmaker = create_sessionmaker(connection)
+    await authenticate_request_key(sessionmaker, caller.key, ttl_seconds=30)
+    await organization_service.revoke_api_key(
+        session, organization_id=caller.organization.id, api_key_id=caller.api_key.id
+    )
+    await session.commit()
+    with pytest.raises(Unauthenticated, match="revoked"):
+        await authenticate_request_key(sessionmaker, caller.key, ttl_seconds=30)
+
+
+async def test_a_zero_ttl_disables_the_cache_and_expiry_is_honoured(
+    connection: AsyncConnection, session: AsyncSession
+) -> None:
+    caller = await create_caller(session)
+    caller.api_key.expires_at = utcnow() + timedelta(milliseconds=300)
+    await session.commit()
+    sessionmaker = create_sessionmaker(connection)
+    principal_cache.clear()
+    await authenticate_request_key(sessionmaker, caller.key, ttl_seconds=0)
+    assert principal_cache.get(caller.key, now=utcnow()) is None
+    await authenticate_request_key(sessionmaker, caller.key, ttl_seconds=30)
+    assert principal_cache.get(caller.key, now=utcnow()) is not None
+    assert principal_cache.get(caller.key, now=utcnow() + timedelta(seconds=1)) is None
