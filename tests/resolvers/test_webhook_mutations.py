@@ -21,9 +21,11 @@ from mensajero.models import (
 from mensajero.services import delivery as delivery_service
 from mensajero.services import webhook as webhook_service
 from mensajero.settings import get_settings
+from tests.conftest import Backend
 from tests.delivery_support import create_attempt_row, reload
 from tests.factories import Caller, create_caller
 from tests.resolvers.graphql_helpers import data, execute
+from tests.resolvers.test_statement_count import count_statements
 
 ENDPOINT_FIELDS = """
   id url description eventTypes enabled disabledReason consecutiveFailures
@@ -298,3 +300,21 @@ async def test_another_organizations_ids_are_not_found(
     assert (await data(http, intruder, DELIVERY, {"id": delivery_id}))["webhookDelivery"] is None
     row = await reload(session, WebhookEndpoint, uuid.UUID(endpoint["id"]))
     assert row.url == endpoint["url"]
+
+
+async def test_listing_costs_the_same_statements_for_one_or_many_endpoints(
+    http: httpx.AsyncClient, session: AsyncSession, backend: Backend
+) -> None:
+    async def statements_for(endpoints: int) -> int:
+        caller = await create_caller(session)
+        for _ in range(endpoints):
+            endpoint, _ = await _create(http, caller)
+            for event_type in ("COMMUNICATION_SENT", "COMMUNICATION_DELIVERED"):
+                await data(http, caller, SEND_TEST, {"id": endpoint["id"], "type": event_type})
+        with count_statements(backend) as statements:
+            listed = (await data(http, caller, LIST))["webhookEndpoints"]
+        assert len(listed) == endpoints
+        assert all(len(item["deliveries"]) == 2 for item in listed)
+        return len(statements)
+
+    assert await statements_for(1) == await statements_for(4)
