@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     webhook_disable_after_hours: float = 72.0
     webhook_secret_grace_hours: float = 24.0
     webhook_reconcile_after_seconds: float = 120.0
+    # Whether webhooks may go to loopback, private, link-local or reserved
+    # addresses (checked when sending). None: allowed in embedded mode (a local
+    # receiver while trying things out), refused in production.
+    webhook_allow_private_addresses: bool | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -155,6 +159,12 @@ class Settings(BaseSettings):
     @property
     def should_auto_migrate(self) -> bool:
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def webhooks_may_reach_private_addresses(self) -> bool:
+        if self.webhook_allow_private_addresses is None:
+            return self.uses_memory_redis
+        return self.webhook_allow_private_addresses
 
     @property
     def should_run_embedded_worker(self) -> bool:

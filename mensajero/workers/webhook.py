@@ -10,11 +10,14 @@ timeouts of the provider client that sends messages.
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 import time
 import uuid
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -86,10 +89,39 @@ async def deliver(ctx: dict[str, Any], delivery_id: str, attempt_count: int = 0)
     return outcome.status
 
 
+async def _refused_destination(url: str) -> str | None:
+    """Why ``url`` must not be called (an internal address), or None.
+
+    Checked at send time because DNS can change after the endpoint was saved.
+    A name is resolved here and again by the client (not pinned), so this
+    stops configuration mistakes and naive SSRF, not DNS rebinding.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, parts.port or (443 if parts.scheme == "https" else 80)
+            )
+        except OSError as error:
+            return f"cannot resolve {host}: {error}"
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if not address.is_global or address.is_multicast:
+            return f"refused: {host} resolves to the non-public address {address}"
+    return None
+
+
 async def _post(
     http: httpx.AsyncClient, request: webhook_service.SignedRequest, settings: Settings
 ) -> AttemptResult:
     started = time.perf_counter()
+    if not settings.webhooks_may_reach_private_addresses:
+        refused = await _refused_destination(request.url)
+        if refused is not None:
+            return AttemptResult(None, None, refused, _elapsed_ms(started))
     limit = max(settings.webhook_response_body_limit, 0)
     try:
         async with http.stream(

@@ -57,6 +57,7 @@ async def settings(backend: Backend) -> Settings:
         webhook_retry_delays_seconds=[0.0, 0.0],
         webhook_disable_after_failures=2,
         webhook_timeout_seconds=2.0,
+        webhook_allow_private_addresses=True,
     )
 
 
@@ -511,3 +512,47 @@ async def _run_until_settled_from(
         attempt += 1
         if outcome != D.PENDING:
             return outcomes
+
+
+async def test_private_addresses_are_refused_unless_allowed(
+    session: AsyncSession, settings: Settings, connection: AsyncConnection, redis: ArqRedis
+) -> None:
+    organization = await create_organization(session)
+    endpoints = [
+        await webhook_service.create_endpoint(
+            session, organization_id=organization.id, url=f"http://{host}/hooks"
+        )
+        for host in ("127.0.0.1:8080", "10.1.2.3", "169.254.169.254", "[::1]", "localhost")
+    ]
+    log = await create_attempt_row(session, organization, status=S.SENT)
+    await _transition(session, log.id, TimelineEventType.DELIVERED, S.DELIVERED)
+    await commit_and_publish(session, redis)
+    requests: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200)
+
+    # By default refused in production (Redis), allowed in embedded mode (in-process Redis).
+    assert not Settings(redis_url="redis://127.0.0.1:6379/0").webhooks_may_reach_private_addresses
+    assert Settings(redis_url="memory://").webhooks_may_reach_private_addresses
+    production = settings.model_copy(update={"webhook_allow_private_addresses": False})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(record)) as http:
+        ctx = {
+            "settings": production,
+            "sessionmaker": create_sessionmaker(connection),
+            "redis": redis,
+            "webhook_http": http,
+        }
+        for endpoint in endpoints:
+            (delivery,) = await _deliveries(session, endpoint)
+            assert await webhook_jobs.deliver(ctx, str(delivery.id), 0) == D.PENDING
+            (attempt,) = await _attempts(session, delivery)
+            assert attempt.response_status is None
+            assert "non-public address" in (attempt.error or ""), attempt.error
+        assert requests == []
+        # Allowed explicitly: the request goes out.
+        ctx["settings"] = settings
+        (delivery,) = await _deliveries(session, endpoints[0])
+        assert await webhook_jobs.deliver(ctx, str(delivery.id), 1) == D.SUCCEEDED
+        assert len(requests) == 1
