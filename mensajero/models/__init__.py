@@ -1,6 +1,6 @@
 """All tables; importing this module registers them on ``SQLModel.metadata``."""
 
-from mensajero.models.attempt_count import AttemptCount
+from mensajero.models.attempt_count import AttemptCount, AttemptCountDaily
 from mensajero.models.base import utcnow, uuid7
 from mensajero.models.campaign import Campaign
 from mensajero.models.client import Client, ClientTag, Tag
@@ -39,6 +39,7 @@ __all__ = [
     "ApiKey",
     "ApiKeyScope",
     "AttemptCount",
+    "AttemptCountDaily",
     "Campaign",
     "Channel",
     "ChannelConfig",

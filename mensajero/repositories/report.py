@@ -11,15 +11,16 @@ import statistics
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mensajero.models import (
     AttemptCount,
+    AttemptCountDaily,
     Client,
     ClientTag,
     CommunicationLog,
@@ -31,6 +32,7 @@ from mensajero.models import (
     MessageCount,
     MessageCountTotal,
     MessageStatus,
+    Organization,
     Tag,
 )
 from mensajero.repositories.base import OrganizationScopedRepository
@@ -147,6 +149,14 @@ class ReportRepository(CommunicationLogRepository):
         itself (``bucket`` is then the local midnight, and a few dozen rows per
         day come back instead of a few hundred), SQLite answers by hour.
         """
+        if (
+            local_days is not None
+            and self.session.get_bind().dialect.name == "postgresql"
+            and _is_local_midnight(created.start if created else None, local_days)
+            and _is_local_midnight(created.end if created else None, local_days)
+            and await self._organization_zone_is(local_days)
+        ):
+            return await self._daily_counts(created, local_days, direction)
         rollup = AttemptCount
         keys: list[ColumnElement[Any]] = [
             rollup.direction,
@@ -191,6 +201,49 @@ class ReportRepository(CommunicationLogRepository):
             row_direction, channel, communication_type, *numbers = values
             counts = AttemptCounts(*(int(n or 0) for n in numbers))
             if counts.total:
+                groups.append(
+                    GroupedCounts(bucket, channel, communication_type, counts, row_direction)
+                )
+        return groups
+
+    async def _organization_zone_is(self, zone: ZoneInfo) -> bool:
+        """The daily rollup is keyed by the organization's own zone (unknown = UTC)."""
+        statement = select(Organization.timezone).where(Organization.id == self.organization_id)
+        stored = (await self.session.execute(statement)).scalar_one_or_none()
+        try:
+            return ZoneInfo(stored or "UTC").key == zone.key
+        except (ZoneInfoNotFoundError, ValueError):
+            return zone.key == "UTC"
+
+    async def _daily_counts(
+        self, created: TimeRange | None, zone: ZoneInfo, direction: str | None
+    ) -> list[GroupedCounts]:
+        """From ``attempt_counts_daily``: a few dozen rows per local day."""
+        daily = AttemptCountDaily
+        keys: list[ColumnElement[Any]] = [
+            daily.day,
+            daily.direction,
+            daily.channel,
+            daily.communication_type,
+        ]
+        statement = (
+            select(*keys, *(func.sum(getattr(daily, name)) for name in _ROLLUP_COUNTERS))
+            .where(daily.organization_id == self.organization_id)
+            .group_by(*keys)
+        )
+        if direction is not None:
+            statement = statement.where(daily.direction == direction)
+        if created is not None and created.start is not None:
+            statement = statement.where(daily.day >= created.start.astimezone(zone).date())
+        if created is not None and created.end is not None:
+            statement = statement.where(daily.day < created.end.astimezone(zone).date())
+        groups = []
+        for day, row_direction, channel, communication_type, *numbers in (
+            await self.session.execute(statement)
+        ).all():
+            counts = AttemptCounts(*(int(n or 0) for n in numbers))
+            if counts.total:
+                bucket = datetime.combine(day, time(), zone)
                 groups.append(
                     GroupedCounts(bucket, channel, communication_type, counts, row_direction)
                 )
@@ -263,6 +316,10 @@ _ROLLUP_COUNTERS = (
 )
 
 
+def _is_local_midnight(value: datetime | None, zone: ZoneInfo) -> bool:
+    return value is None or value.astimezone(zone).time() == time()
+
+
 def _hour_floor(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -297,6 +354,10 @@ inserted AS (
 SELECT (SELECT count(*) FROM folded) - (SELECT count(*) FROM inserted)
 """
 
+_FOLD_ATTEMPT_COUNTS_DAILY = _FOLD_ATTEMPT_COUNTS.replace(
+    "attempt_counts", "attempt_counts_daily"
+).replace("bucket", "day")
+
 
 async def compact_attempt_counts(session: AsyncSession) -> int:
     """Fold each key's delta rows into one (PostgreSQL; SQLite keeps one row per key).
@@ -306,7 +367,10 @@ async def compact_attempt_counts(session: AsyncSession) -> int:
     """
     if session.get_bind().dialect.name != "postgresql":
         return 0
-    return int((await session.execute(text(_FOLD_ATTEMPT_COUNTS))).scalar_one())
+    folded = 0
+    for sql in (_FOLD_ATTEMPT_COUNTS, _FOLD_ATTEMPT_COUNTS_DAILY):
+        folded += int((await session.execute(text(sql))).scalar_one())
+    return folded
 
 
 # --- mosend reports: conversations, ledger, tags --------------------------------------------

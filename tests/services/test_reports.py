@@ -5,12 +5,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mensajero.models import Client, CommunicationLog, CreditLedgerEntry, Member, Message
+from mensajero.models import (
+    Client,
+    CommunicationLog,
+    CreditLedgerEntry,
+    Member,
+    Message,
+    Organization,
+)
 from mensajero.repositories.report import ReportRepository
 from mensajero.services import report as report_service
 from mensajero.services.errors import InvalidInput, NotFound
@@ -412,3 +420,48 @@ async def test_customers_pages_filters_and_detail(session: AsyncSession) -> None
         await report_service.customer_report(
             session, organization_id=data.other.organization.id, client_id=data.beto.id
         )
+
+
+async def test_local_days_follow_a_change_of_time_zone(session: AsyncSession) -> None:
+    data = await build_dataset(session)
+    org_id = data.caller.organization.id
+
+    async def days(zone_start: date, zone_end: date) -> list[tuple[str, int]]:
+        stats = await report_service.communication_stats(
+            session, organization_id=org_id, start=zone_start, end=zone_end, group_by="day"
+        )
+        return [(day.isoformat(), counts.sent) for day, counts in stats.periods]
+
+    assert await days(date(2026, 3, 9), date(2026, 3, 10)) == [
+        ("2026-03-09", 1),
+        ("2026-03-10", 3),
+    ]
+    # In Tokyo (UTC+9) all four attempts fall on March 10th; PostgreSQL's daily rollup
+    # is rebuilt by the change, SQLite folds the hourly one.
+    await session.execute(
+        update(Organization).where(Organization.id == org_id).values(timezone="Asia/Tokyo")
+    )
+    session.expire_all()
+    assert await days(date(2026, 3, 9), date(2026, 3, 10)) == [
+        ("2026-03-09", 0),
+        ("2026-03-10", 4),
+    ]
+    # The daily rollup agrees with the raw attempts, hour by hour folded into Tokyo days.
+    repository = ReportRepository(session, org_id)
+    raw = await repository.raw_grouped_counts(by_hour=True)
+    tokyo = ZoneInfo("Asia/Tokyo")
+    raw_by_day: dict[date, int] = {}
+    for group in raw:
+        assert group.bucket is not None
+        day = group.bucket.astimezone(tokyo).date()
+        raw_by_day[day] = raw_by_day.get(day, 0) + group.counts.total
+    rolled = await repository.rolled_up_counts(
+        created=report_service.local_days(date(2026, 3, 1), date(2026, 3, 31), tokyo),
+        local_days=tokyo,
+    )
+    rolled_by_day: dict[date, int] = {}
+    for group in rolled:
+        assert group.bucket is not None
+        day = group.bucket.astimezone(tokyo).date()
+        rolled_by_day[day] = rolled_by_day.get(day, 0) + group.counts.total
+    assert rolled_by_day == raw_by_day
