@@ -15,9 +15,10 @@ What it does, in one run:
    GraphQL and REST doors call, PostgreSQL through asyncpg):
 
    - ``stats``: ``communication_stats`` for the last 90 local days grouped by
-     day (reads ``attempt_counts``);
+     day (reads ``attempt_counts_daily``);
    - ``messaging``: ``messaging_report`` since 90 days ago (all the data:
-     ``attempt_counts``, ``message_counts``, conversation times);
+     ``attempt_counts_daily``, ``message_counts``, conversation times), and
+     with its default window (the last 30 local days, ``messaging 30d``);
    - ``customers``: ``customers_report`` first page (20 clients, latest
      contact first, with medians);
 
@@ -206,6 +207,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 session, organization_id=org_id, since=since, now=now
             )
 
+        async def messaging_default() -> Any:
+            return await report_service.messaging_report(session, organization_id=org_id, now=now)
+
         async def customers() -> Any:
             return await report_service.customers_report(
                 session, organization_id=org_id, query=report_service.CustomerQuery(limit=20)
@@ -228,6 +232,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["stats"], stats_result = await timed("stats 90d/day", args.iterations, stats)
         results["messaging"], messaging_result = await timed(
             "messaging 90d", args.iterations, messaging
+        )
+        results["messaging_30d"], _ = await timed(
+            "messaging 30d", args.iterations, messaging_default
         )
         results["customers"], customers_result = await timed(
             "customers p1", args.iterations, customers

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +32,6 @@ from mensajero.models import (
     MessageCount,
     MessageCountTotal,
     MessageStatus,
-    Organization,
     Tag,
 )
 from mensajero.repositories.base import OrganizationScopedRepository
@@ -144,17 +143,18 @@ class ReportRepository(CommunicationLogRepository):
     ) -> list[GroupedCounts]:
         """Counts from the rollup, of one direction (``None``: both, told apart).
 
-        ``by_hour``: one group per UTC hour. ``local_days``: a time zone whose
-        calendar days the caller folds the hours into; PostgreSQL folds them
-        itself (``bucket`` is then the local midnight, and a few dozen rows per
-        day come back instead of a few hundred), SQLite answers by hour.
+        ``by_hour``: one group per UTC hour. ``local_days``: the organization's
+        own time zone (the one ``attempt_counts_daily`` is keyed by), whose
+        calendar days the caller folds the groups into. On PostgreSQL a range of
+        whole local days is read from the daily rollup (``bucket`` is then the
+        local midnight), any other range folds the hours in SQL; SQLite answers
+        by hour.
         """
         if (
             local_days is not None
             and self.session.get_bind().dialect.name == "postgresql"
             and _is_local_midnight(created.start if created else None, local_days)
             and _is_local_midnight(created.end if created else None, local_days)
-            and await self._organization_zone_is(local_days)
         ):
             return await self._daily_counts(created, local_days, direction)
         rollup = AttemptCount
@@ -205,15 +205,6 @@ class ReportRepository(CommunicationLogRepository):
                     GroupedCounts(bucket, channel, communication_type, counts, row_direction)
                 )
         return groups
-
-    async def _organization_zone_is(self, zone: ZoneInfo) -> bool:
-        """The daily rollup is keyed by the organization's own zone (unknown = UTC)."""
-        statement = select(Organization.timezone).where(Organization.id == self.organization_id)
-        stored = (await self.session.execute(statement)).scalar_one_or_none()
-        try:
-            return ZoneInfo(stored or "UTC").key == zone.key
-        except (ZoneInfoNotFoundError, ValueError):
-            return zone.key == "UTC"
 
     async def _daily_counts(
         self, created: TimeRange | None, zone: ZoneInfo, direction: str | None
