@@ -1441,16 +1441,17 @@ class SeedResult:
         }
 
     def table(self, slowest_indexes: int = 5) -> str:
-        slow = list(self.index_seconds.items())[:slowest_indexes]
-        width = max(len(k) for k in (*self.phases, *self.counts, *dict(slow), "total"))
+        width = max(len(k) for k in (*self.phases, *self.counts, "total"))
         lines = [f"{'table':<{width}}  {'rows':>12}"]
         lines += [f"{name:<{width}}  {count:>12,}" for name, count in self.counts.items()]
         lines += ["", f"{'phase':<{width}}  {'seconds':>12}"]
         lines += [f"{name:<{width}}  {secs:>12.2f}" for name, secs in self.phases.items()]
         lines.append(f"{'total':<{width}}  {self.seconds:>12.2f}")
+        slow = list(self.index_seconds.items())[:slowest_indexes]
         if slow:
-            lines += ["", f"{'slowest index builds':<{width}}  {'seconds':>12}"]
-            lines += [f"{name:<{width}}  {secs:>12.2f}" for name, secs in slow]
+            name_width = max(len(name) for name, _ in slow)
+            lines += ["", f"{'slowest index builds':<{name_width}}  {'seconds':>8}"]
+            lines += [f"{name:<{name_width}}  {secs:>8.2f}" for name, secs in slow]
         return "\n".join(lines)
 
 
@@ -2019,6 +2020,15 @@ class Seeder:
             try:
                 with self.phase("prepare"):
                     await self.create_helpers(main)
+                    existing = await main.fetchval(
+                        "SELECT greatest(reltuples, 0)::bigint FROM pg_class"
+                        " WHERE oid = 'messages'::regclass"
+                    )
+                    # Rebuilding costs a pass over the whole table per index:
+                    # worth it for a load, not for a small organization added
+                    # to a big database.
+                    if self.rebuild_indexes and self.messages < 0.25 * existing:
+                        self.rebuild_indexes = False
                     await self.stash_ddl(main, foreign_keys=fk_mode == "readd")
                     self.conns = [await self.connect() for _ in range(self.workers)]
                     if fk_mode == "replica":
