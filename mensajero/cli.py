@@ -58,6 +58,9 @@ def serve(
         workers=workers,
         log_level=log_level,
         ws="websockets-sansio",
+        # Compressing every frame per socket costs CPU on each subscriber of a
+        # fan-out; status events are small.
+        ws_per_message_deflate=False,
     )
 
 
