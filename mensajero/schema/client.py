@@ -187,7 +187,15 @@ class ClientType(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Any, Any], node_ids: Iterable[str], required: bool = False
     ) -> list[ClientType | None]:
-        return await resolve_scoped_nodes(info, Client, node_ids, cls.from_model, required=required)
+        # A soft-deleted client is gone for node() exactly as for client(id).
+        clients = await resolve_scoped_nodes(info, Client, node_ids, lambda client: client)
+        nodes = [
+            None if client is None or client.deleted_at is not None else cls.from_model(client)
+            for client in clients
+        ]
+        if required and any(node is None for node in nodes):
+            raise ValueError("some nodes were not found")
+        return nodes
 
 
 @strawberry.type(name="ClientConnection")

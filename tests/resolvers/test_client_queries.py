@@ -275,3 +275,20 @@ async def test_campaigns_and_conversations(http: httpx.AsyncClient, session: Asy
     assert (await data(http, caller, conversation_by_id, {"id": str(open_one.id)}))[
         "conversation"
     ] == {"uuid": str(open_one.id)}
+
+
+async def test_node_answers_null_for_a_soft_deleted_client(
+    http: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    caller = await create_caller(session)
+    live = await create_client(session, caller.organization, name="Viva")
+    gone = await create_client(session, caller.organization, name="Borrada", deleted_at=BASE)
+    await session.commit()
+    ids = [to_base64("Client", live.id), to_base64("Client", gone.id)]
+    answer = await data(
+        http,
+        caller,
+        "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Client { name } } }",
+        {"ids": ids},
+    )
+    assert answer["nodes"] == [{"name": "Viva"}, None]
