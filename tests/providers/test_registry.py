@@ -10,7 +10,7 @@ import pytest
 from mensajero.models import Channel
 from mensajero.providers.base import ProviderEvent, is_idempotent
 from mensajero.providers.email.resend import ResendEmailProvider
-from mensajero.providers.http import parse_retry_after
+from mensajero.providers.http import CONNECTIONS_PER_SHARD, ShardedTransport, parse_retry_after
 from mensajero.providers.registry import (
     build_providers,
     create_provider_http_client,
@@ -78,8 +78,11 @@ async def test_pooled_client_limits_and_timeouts() -> None:
     try:
         assert http.timeout.read == 7.5
         assert http.timeout.connect == 2.0
-        pool = http._transport._pool  # type: ignore[attr-defined]
-        assert pool._max_connections == 32
+        transport = http._transport  # type: ignore[attr-defined]
+        assert isinstance(transport, ShardedTransport)
+        pools = [shard._pool for shard in transport.shards]
+        assert len(pools) == 32 // CONNECTIONS_PER_SHARD
+        assert sum(pool._max_connections for pool in pools) == 32
         assert http.headers["User-Agent"].startswith("mensajero/")
     finally:
         await http.aclose()
