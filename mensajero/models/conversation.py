@@ -24,6 +24,8 @@ class Conversation(TimestampedModel, table=True):
         Index(None, "organization_id", "opened_at", "id"),
         Index(None, "organization_id", "client_id", "status"),
         Index(None, "organization_id", "assigned_member_id", "opened_at"),
+        # The customers report walks it newest first to find a page's clients.
+        Index(None, "organization_id", "last_message_at", "client_id"),
     )
 
     organization_id: uuid.UUID = Field(foreign_key="organizations.id", ondelete="CASCADE")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mensajero.models import (
@@ -140,8 +140,13 @@ class ReportRepository(CommunicationLogRepository):
         by_hour: bool = False,
         local_days: ZoneInfo | None = None,
         direction: str | None = Direction.OUTBOUND,
+        by_type: bool = True,
     ) -> list[GroupedCounts]:
         """Counts from the rollup, of one direction (``None``: both, told apart).
+
+        ``by_type=False`` leaves the communication type out of the groups (their
+        ``communication_type`` is then ``""``): a quarter of the rows for callers
+        that never look at it.
 
         ``by_hour``: one group per UTC hour. ``local_days``: the organization's
         own time zone (the one ``attempt_counts_daily`` is keyed by), whose
@@ -156,13 +161,11 @@ class ReportRepository(CommunicationLogRepository):
             and _is_local_midnight(created.start if created else None, local_days)
             and _is_local_midnight(created.end if created else None, local_days)
         ):
-            return await self._daily_counts(created, local_days, direction)
+            return await self._daily_counts(created, local_days, direction, by_type)
         rollup = AttemptCount
-        keys: list[ColumnElement[Any]] = [
-            rollup.direction,
-            rollup.channel,
-            rollup.communication_type,
-        ]
+        keys: list[ColumnElement[Any]] = [rollup.direction, rollup.channel]
+        if by_type:
+            keys.append(rollup.communication_type)
         fold_in_sql = (
             local_days is not None and self.session.get_bind().dialect.name == "postgresql"
         )
@@ -178,7 +181,11 @@ class ReportRepository(CommunicationLogRepository):
         elif by_hour or local_days is not None:
             keys.insert(0, rollup.bucket)
         statement = (
-            select(*keys, *(func.sum(getattr(rollup, name)) for name in _ROLLUP_COUNTERS))
+            select(
+                *keys,
+                *(() if by_type else (literal("").label("communication_type"),)),
+                *(func.sum(getattr(rollup, name)) for name in _ROLLUP_COUNTERS),
+            )
             .where(rollup.organization_id == self.organization_id)
             .group_by(*keys)
         )
@@ -207,18 +214,19 @@ class ReportRepository(CommunicationLogRepository):
         return groups
 
     async def _daily_counts(
-        self, created: TimeRange | None, zone: ZoneInfo, direction: str | None
+        self, created: TimeRange | None, zone: ZoneInfo, direction: str | None, by_type: bool
     ) -> list[GroupedCounts]:
         """From ``attempt_counts_daily``: a few dozen rows per local day."""
         daily = AttemptCountDaily
-        keys: list[ColumnElement[Any]] = [
-            daily.day,
-            daily.direction,
-            daily.channel,
-            daily.communication_type,
-        ]
+        keys: list[ColumnElement[Any]] = [daily.day, daily.direction, daily.channel]
+        if by_type:
+            keys.append(daily.communication_type)
         statement = (
-            select(*keys, *(func.sum(getattr(daily, name)) for name in _ROLLUP_COUNTERS))
+            select(
+                *keys,
+                *(() if by_type else (literal("").label("communication_type"),)),
+                *(func.sum(getattr(daily, name)) for name in _ROLLUP_COUNTERS),
+            )
             .where(daily.organization_id == self.organization_id)
             .group_by(*keys)
         )
@@ -390,6 +398,15 @@ class ConversationTotals:
     resolution_measured: int = 0
 
 
+# Conversations the customers page reads along the latest-contact index before it
+# falls back to aggregating the whole window (a filter that matches few of them).
+CUSTOMER_WALK_ROWS = 2_000
+
+# Median first response and resolution seconds; None where nothing was measured.
+Medians = tuple[float | None, float | None]
+NO_MEDIANS: Medians = (None, None)
+
+
 @dataclass(frozen=True, slots=True)
 class CustomerRow:
     client_id: uuid.UUID
@@ -532,6 +549,48 @@ class ConversationReportRepository(OrganizationScopedRepository[Conversation]):
             for row in (await self.session.execute(statement)).all()
         }
 
+    async def totals_and_medians_by(
+        self, window: ConversationWindow, column: Any
+    ) -> tuple[dict[Any, tuple[ConversationTotals, Medians]], tuple[ConversationTotals, Medians]]:
+        """Totals and medians per value of ``column``, and over the whole window.
+
+        PostgreSQL answers both in one pass over the window
+        (``GROUPING SETS ((column), ())``) instead of four: the messaging report
+        needs all of them and each pass re-reads every conversation.
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            medians = await self.medians(window, group=column)
+            groups = {
+                key: (totals, medians.get(key, NO_MEDIANS))
+                for key, totals in await self.totals_by(window, column)
+            }
+            overall = await self.totals(window)
+            return groups, (overall, (await self.medians(window)).get(None, NO_MEDIANS))
+        statement = self.windowed(
+            window,
+            column,
+            func.grouping(column),
+            *_conversation_totals_columns(),
+            func.percentile_cont(0.5).within_group(Conversation.first_response_seconds),
+            func.percentile_cont(0.5).within_group(Conversation.resolution_seconds),
+        ).group_by(func.grouping_sets(column, tuple_()))
+        groups = {}
+        overall = (ConversationTotals(), NO_MEDIANS)
+        for key, is_overall, *values in (await self.session.execute(statement)).all():
+            first, resolution = values[-2:]
+            entry = (
+                _totals(values[:-2]),
+                (
+                    float(first) if first is not None else None,
+                    float(resolution) if resolution is not None else None,
+                ),
+            )
+            if is_overall:
+                overall = entry
+            else:
+                groups[key] = entry
+        return groups, overall
+
     async def customers_page(
         self,
         window: ConversationWindow,
@@ -539,25 +598,87 @@ class ConversationReportRepository(OrganizationScopedRepository[Conversation]):
         search: str | None,
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
+        walk_rows: int = CUSTOMER_WALK_ROWS,
+        walk_batch: int | None = None,
     ) -> list[CustomerRow]:
-        """Clients with conversations in the window, latest contact first (then id), keyset."""
-        last_contact = func.max(Conversation.last_message_at)
-        statement = (
-            self.windowed(
-                window,
-                Conversation.client_id,
-                Client.name,
-                Client.email,
-                Client.phone,
-                *_conversation_totals_columns(),
-                func.min(Conversation.opened_at),
-                last_contact,
+        """Clients with conversations in the window, latest contact first (then id), keyset.
+
+        A client's latest contact is its newest conversation's ``last_message_at``, so
+        the page's clients are the first distinct clients met walking the window's
+        conversations newest first along ``(organization_id, last_message_at,
+        client_id)``: an index range of a few rows per client, then the page's
+        aggregates over those clients only. Aggregating every client of the window
+        to keep twenty read all of an organization's conversations per page. When a
+        sparse filter makes the walk read ``walk_rows`` rows without filling the
+        page, the whole aggregate is the cheaper plan and answers instead.
+        """
+        batch = walk_batch or max(4 * limit, 64)
+        page = await self._walk_page_clients(window, search, after, limit, walk_rows, batch)
+        if page is None:
+            return await self._customer_rows(window, search=search, after=after, limit=limit)
+        if not page:
+            return []
+        rows = await self._customer_rows(window, search=None, after=None, client_ids=page)
+        return rows[:limit]
+
+    async def _walk_page_clients(
+        self,
+        window: ConversationWindow,
+        search: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+        walk_rows: int,
+        batch: int,
+    ) -> list[uuid.UUID] | None:
+        """The first ``limit`` clients past ``after`` in latest-contact order, or None
+        when ``walk_rows`` conversations were read without finding them."""
+        position = tuple_(Conversation.last_message_at, Conversation.client_id)
+
+        def at(point: tuple[datetime, uuid.UUID]) -> Any:
+            # Bound with the columns' types: SQLite compares the stored text form.
+            return tuple_(
+                literal(point[0], Conversation.last_message_at.type),
+                literal(point[1], Conversation.client_id.type),
             )
+
+        walk = self._filtered(window, search, Conversation.client_id, Conversation.last_message_at)
+        page: list[uuid.UUID] = []
+        seen: set[uuid.UUID] = set()
+        resume = after
+        read = 0
+        while read < walk_rows:
+            statement = walk.order_by(
+                Conversation.last_message_at.desc(), Conversation.client_id.desc()
+            ).limit(batch)
+            if resume is not None:
+                statement = statement.where(position < at(resume))
+            rows = (await self.session.execute(statement)).all()
+            read += len(rows)
+            fresh = []
+            for client_id, _ in rows:
+                if client_id not in seen:
+                    seen.add(client_id)
+                    fresh.append(client_id)
+            if after is not None and fresh:
+                # A client met past the cursor whose latest contact comes before it
+                # was on an earlier page.
+                shown = self._filtered(window, search, Conversation.client_id).where(
+                    Conversation.client_id.in_(fresh), position >= at(after)
+                )
+                earlier = set((await self.session.execute(shown.distinct())).scalars())
+                fresh = [client_id for client_id in fresh if client_id not in earlier]
+            page.extend(fresh)
+            if len(page) >= limit or len(rows) < batch:
+                return page[:limit]
+            last_client, last_at = rows[-1]
+            resume = (last_at, last_client)
+        return None
+
+    def _filtered(self, window: ConversationWindow, search: str | None, *columns: Any) -> Any:
+        statement = (
+            self.windowed(window, *columns)
             .join(Client, Client.id == Conversation.client_id)
             .where(Client.organization_id == self.organization_id, Client.deleted_at.is_(None))
-            .group_by(Conversation.client_id, Client.name, Client.email, Client.phone)
-            .order_by(last_contact.desc(), Conversation.client_id.desc())
-            .limit(limit)
         )
         if search:
             pattern = f"%{escape_like(search)}%"
@@ -569,6 +690,37 @@ class ConversationReportRepository(OrganizationScopedRepository[Conversation]):
                     Client.phone_e164.ilike(pattern, escape="\\"),
                 )
             )
+        return statement
+
+    async def _customer_rows(
+        self,
+        window: ConversationWindow,
+        *,
+        search: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int | None = None,
+        client_ids: list[uuid.UUID] | None = None,
+    ) -> list[CustomerRow]:
+        last_contact = func.max(Conversation.last_message_at)
+        statement = (
+            self._filtered(
+                window,
+                search,
+                Conversation.client_id,
+                Client.name,
+                Client.email,
+                Client.phone,
+                *_conversation_totals_columns(),
+                func.min(Conversation.opened_at),
+                last_contact,
+            )
+            .group_by(Conversation.client_id, Client.name, Client.email, Client.phone)
+            .order_by(last_contact.desc(), Conversation.client_id.desc())
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        if client_ids is not None:
+            statement = statement.where(Conversation.client_id.in_(client_ids))
         if after is not None:
             at, client_id = after
             statement = statement.having(
@@ -740,21 +892,59 @@ class MessageCountReportRepository:
         self.session = session
         self.organization_id = organization_id
 
-    async def by_status(self, *, since: datetime | None = None) -> list[tuple[str, str, str, int]]:
-        """(channel, direction, status, count) of live messages (created since ``since``)."""
-        table: Any = MessageCount if since is not None else MessageCountTotal
-        statement = (
-            select(table.channel, table.direction, table.status, func.sum(table.count))
-            .where(table.organization_id == self.organization_id)
-            .group_by(table.channel, table.direction, table.status)
+    async def by_status(
+        self, *, since: datetime | None = None, now: datetime | None = None
+    ) -> list[tuple[str, str, str, int]]:
+        """(channel, direction, status, count) of live messages (created since ``since``).
+
+        Messages created since an hour are the sum of the hourly rows from it on,
+        or, the same number, the all-time totals minus the hourly rows before
+        it. The hourly rollup has tens of thousands of rows over three months,
+        so whichever side of ``since`` is shorter is read: "the last 90 days"
+        of an organization that is 100 days old reads 10 days of hours, not 90.
+        """
+        keys = (MessageCount.channel, MessageCount.direction, MessageCount.status)
+        if since is None:
+            rows = await self._sum(self._totals(), keys)
+        else:
+            hour = _hour_floor(since)
+            earliest = (
+                await self.session.execute(
+                    select(func.min(MessageCount.bucket)).where(
+                        MessageCount.organization_id == self.organization_id
+                    )
+                )
+            ).scalar_one()
+            if earliest is None:
+                return []
+            after = now or datetime.now(UTC)
+            if _as_utc(earliest) >= hour:
+                rows = await self._sum(self._totals(), keys)
+            elif hour - _as_utc(earliest) < after - hour:
+                before = self._hours(MessageCount.bucket < hour, negate=True)
+                rows = await self._sum(self._totals().union_all(before), keys)
+            else:
+                rows = await self._sum(self._hours(MessageCount.bucket >= hour), keys)
+        return [(channel, direction, status, int(n)) for channel, direction, status, n in rows if n]
+
+    def _totals(self) -> Select[Any]:
+        total = MessageCountTotal
+        return select(total.channel, total.direction, total.status, total.count.label("n")).where(
+            total.organization_id == self.organization_id
         )
-        if since is not None:
-            statement = statement.where(MessageCount.bucket >= _hour_floor(since))
-        return [
-            (channel, direction, status, int(n))
-            for channel, direction, status, n in (await self.session.execute(statement)).all()
-            if n
-        ]
+
+    def _hours(self, condition: ColumnElement[bool], *, negate: bool = False) -> Select[Any]:
+        hourly = MessageCount
+        count = -hourly.count if negate else hourly.count
+        return select(hourly.channel, hourly.direction, hourly.status, count.label("n")).where(
+            hourly.organization_id == self.organization_id, condition
+        )
+
+    async def _sum(self, rows: Any, keys: Sequence[Any]) -> Sequence[Any]:
+        subquery = rows.subquery()
+        columns = [subquery.c[key.key] for key in keys]
+        statement = select(*columns, func.sum(subquery.c.n)).group_by(*columns)
+        return (await self.session.execute(statement)).all()
 
 
 async def count_live_clients(session: AsyncSession, organization_id: uuid.UUID) -> int:

@@ -306,13 +306,19 @@ async def _conversation_summary(
     repository = ConversationReportRepository(session, organization_id)
     totals = await repository.totals(window, client_id=client_id)
     medians = await repository.medians(window, client_id=client_id)
+    return _summary_of(totals, medians.get(None))
+
+
+def _summary_of(
+    totals: ConversationTotals, medians: tuple[float | None, float | None] | None
+) -> ConversationSummary:
     return ConversationSummary(
         total=totals.total,
         open=totals.open,
         pending=totals.pending,
         resolved=totals.resolved,
         unassigned=totals.unassigned,
-        times=DurationStats.of(totals, medians.get(None)),
+        times=DurationStats.of(totals, medians),
     )
 
 
@@ -518,7 +524,7 @@ async def messaging_report(
     zone = await organization_zone(session, organization_id)
     since = local_instant(since, zone) or _days_ago_start(now, zone, DEFAULT_MESSAGING_DAYS)
     groups = await ReportRepository(session, organization_id).rolled_up_counts(
-        created=TimeRange(since, None), local_days=zone, direction=None
+        created=TimeRange(since, None), local_days=zone, direction=None, by_type=False
     )
     outbound = AttemptCounts()
     inbound = 0
@@ -538,16 +544,20 @@ async def messaging_report(
         day[0] += group.counts.total
         day[2] += group.counts.delivered
         day[3] += group.counts.failed + group.counts.bounced
-    statuses = await MessageCountReportRepository(session, organization_id).by_status(since=since)
+    statuses = await MessageCountReportRepository(session, organization_id).by_status(
+        since=since, now=now
+    )
     by_status: dict[str, int] = defaultdict(int)
     channel_status: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for channel, _, status, count in statuses:
         by_status[status] += count
         channel_status[channel][status] += count
     window = ConversationWindow(since=since)
-    repository = ConversationReportRepository(session, organization_id)
-    channel_totals = dict(await repository.totals_by(window, Conversation.channel))
-    channel_medians = await repository.medians(window, group=Conversation.channel)
+    by_conversation_channel, overall = await ConversationReportRepository(
+        session, organization_id
+    ).totals_and_medians_by(window, Conversation.channel)
+    channel_totals = {key: totals for key, (totals, _) in by_conversation_channel.items()}
+    channel_medians = {key: medians for key, (_, medians) in by_conversation_channel.items()}
     channels = sorted(
         set(channel_out) | set(channel_in) | set(channel_status) | set(channel_totals)
     )
@@ -587,7 +597,7 @@ async def messaging_report(
         by_channel=by_channel,
         by_status=dict(sorted(by_status.items())),
         by_day=by_day,
-        conversations=await _conversation_summary(session, organization_id, window),
+        conversations=_summary_of(*overall),
     )
 
 

@@ -19,7 +19,12 @@ from mensajero.models import (
     Message,
     Organization,
 )
-from mensajero.repositories.report import ReportRepository
+from mensajero.repositories.report import (
+    ConversationReportRepository,
+    ConversationWindow,
+    MessageCountReportRepository,
+    ReportRepository,
+)
 from mensajero.services import report as report_service
 from mensajero.services.errors import InvalidInput, NotFound
 from tests.factories import (
@@ -465,3 +470,104 @@ async def test_local_days_follow_a_change_of_time_zone(session: AsyncSession) ->
         day = group.bucket.astimezone(tokyo).date()
         rolled_by_day[day] = rolled_by_day.get(day, 0) + group.counts.total
     assert rolled_by_day == raw_by_day
+
+
+@pytest.mark.parametrize("walk", ["index walk", "whole aggregate"])
+async def test_customer_pages_follow_latest_contact_across_batches(
+    session: AsyncSession, walk: str
+) -> None:
+    """Clients with several conversations, ties on the latest contact, and walk batches
+    of two conversations: every page holds the right clients, none skipped or repeated,
+    whichever plan answers."""
+    caller = await create_caller(session)
+    organization = caller.organization
+    clients = [await create_client(session, organization, name=f"Cliente {n}") for n in range(9)]
+    # (client index, minutes after BASE of the last message, category)
+    conversations = [
+        (0, 50, "ventas"), (0, 10, "soporte"),
+        (1, 40, "ventas"), (1, 45, "soporte"), (1, 5, "ventas"),
+        (2, 45, "ventas"),  # ties with client 1's latest contact
+        (3, 30, "soporte"),
+        (4, 20, "ventas"), (4, 60, "soporte"),
+        (5, 1, "ventas"),
+        (6, 35, "ventas"), (6, 36, "ventas"),
+        (7, 15, "soporte"),
+        (8, 25, "ventas"), (8, 26, "soporte"), (8, 2, "ventas"),
+    ]  # fmt: skip
+    for index, minutes, category in conversations:
+        at = BASE + timedelta(minutes=minutes)
+        await create_conversation(
+            session, organization, clients[index], opened_at=at, last_message_at=at,
+            category=category,
+        )  # fmt: skip
+    other = await create_caller(session)
+    stranger = await create_client(session, other.organization, name="Cliente 0")
+    await create_conversation(
+        session, other.organization, stranger, opened_at=BASE, last_message_at=BASE + DAY
+    )
+    repository = ConversationReportRepository(session, organization.id)
+    options = {"walk_rows": 10_000, "walk_batch": 2} if walk == "index walk" else {"walk_rows": 0}
+
+    def expected(category: str | None) -> list[uuid.UUID]:
+        latest: dict[int, datetime] = {}
+        for index, minutes, kind in conversations:
+            if category in (None, kind):
+                at = BASE + timedelta(minutes=minutes)
+                latest[index] = max(latest.get(index, at), at)
+        order = sorted(latest, key=lambda i: (latest[i], clients[i].id), reverse=True)
+        return [clients[i].id for i in order]
+
+    for category in (None, "ventas", "soporte"):
+        window = ConversationWindow(category=category)
+        for limit in (1, 2, 4):
+            seen: list[uuid.UUID] = []
+            after = None
+            while True:
+                rows = await repository.customers_page(
+                    window, search=None, after=after, limit=limit, **options
+                )
+                assert len(rows) <= limit
+                seen.extend(row.client_id for row in rows)
+                if len(rows) < limit:
+                    break
+                after = (rows[-1].last_contact_at, rows[-1].client_id)
+            assert seen == expected(category), (category, limit)
+    searched = await repository.customers_page(
+        ConversationWindow(), search="cliente 8", after=None, limit=5, **options
+    )
+    assert [(row.client_id, row.totals.total) for row in searched] == [(clients[8].id, 3)]
+
+
+async def test_status_counts_since_read_either_side_of_the_rollup(session: AsyncSession) -> None:
+    """Messages created since an hour, counted from the hours after it or from the
+    all-time totals minus the hours before it (whichever is shorter): the same
+    numbers as counting the messages, for every ``since``."""
+    caller = await create_caller(session)
+    organization = caller.organization
+    statuses = ["DELIVERED", "READ", "FAILED", "DELIVERED", "QUEUED", "READ", "DELIVERED"]
+    created = [BASE + timedelta(hours=5 * n) for n in range(len(statuses))]
+    for when, status in zip(created, statuses, strict=True):
+        await create_message(session, organization, created_at=when, status=status, log=False)
+    deleted = await create_message(
+        session, organization, created_at=created[-1], status="READ", log=False
+    )
+    deleted.deleted_at = created[-1]
+    other = await create_caller(session)
+    await create_message(session, other.organization, created_at=BASE, status="READ", log=False)
+    await session.flush()
+    repository = MessageCountReportRepository(session, organization.id)
+    now = created[-1] + timedelta(hours=1)
+    for since in [BASE - DAY, *created, created[2] + timedelta(minutes=30), now]:
+        expected: dict[str, int] = {}
+        for when, status in zip(created, statuses, strict=True):
+            if when >= since.replace(minute=0):
+                expected[status] = expected.get(status, 0) + 1
+        counted = {
+            status: count
+            for channel, direction, status, count in await repository.by_status(
+                since=since, now=now
+            )
+        }
+        assert counted == expected, since
+    everything = {status: n for _, _, status, n in await repository.by_status()}
+    assert everything == {"DELIVERED": 3, "READ": 2, "FAILED": 1, "QUEUED": 1}
