@@ -5,9 +5,12 @@
 
 What runs, each in its own process: PostgreSQL (a scratch database, created
 and dropped), Redis (``--redis-url``, a private queue name), the fake Twilio
-(``python -m tests.fakes twilio``, answering after ``--latency-ms``), and one
-``mensajero worker``. The messages are inserted QUEUED with one
-``INSERT ... SELECT generate_series`` per table (not timed); the clock starts
+(answering after ``--latency-ms``: by default :class:`LeanTwilio`, a raw-protocol
+server that checks path, Basic auth and form and answers Twilio's 201 body, cheap
+enough not to compete with the worker for the 2 cores; ``--fake tests`` uses the
+tests' FakeTwilio on uvicorn instead), and one ``mensajero worker``. The messages
+are inserted QUEUED with one ``INSERT ... SELECT generate_series`` per table
+(not timed); the clock starts
 when the first dispatch job is enqueued and stops when the database holds
 every attempt SENT (polled). Throughput = messages / that time.
 
@@ -38,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mensajero.migrate import upgrade_database  # noqa: E402
-from mensajero.providers.http import create_provider_http_client  # noqa: E402
+from mensajero.providers.http import create_provider_http_client, post  # noqa: E402
 from mensajero.redis import create_redis  # noqa: E402
 from mensajero.settings import Settings  # noqa: E402
 from mensajero.workers import enqueue  # noqa: E402
@@ -158,7 +161,9 @@ async def baseline(base_url: str, count: int, concurrency: int) -> tuple[float, 
 
         async def one(index: int) -> None:
             async with semaphore:
-                response = await http.post(
+                response = await post(
+                    http,
+                    "twilio",
                     url,
                     data={
                         "To": f"+57301{index:07d}",
@@ -167,7 +172,7 @@ async def baseline(base_url: str, count: int, concurrency: int) -> tuple[float, 
                     },
                     auth=(ACCOUNT_SID, AUTH_TOKEN),
                 )
-                response.raise_for_status()
+                assert response.status_code == 201, response.status_code
 
         started = time.perf_counter()
         cpu_started = time.process_time()
@@ -201,26 +206,148 @@ def _shared_port_server(port: int, latency_ms: float) -> Any:
     return server
 
 
-def serve_fake(latency_ms: float, processes: int, port: int = 0) -> None:
+class LeanTwilio:
+    """Twilio's Messages API and nothing else, as a raw asyncio protocol (``--fake lean``).
+
+    The tests' fake (a Starlette app on uvicorn) costs ~0.3 ms of CPU per request:
+    at thousands of sends a second it would take a core from the worker it
+    measures. This one checks what the worker's requests must get right (the
+    path, Basic auth with the account's SID and token, a form with To and Body)
+    and answers Twilio's 201 body with a unique ``sid`` after the latency, for
+    ~30 us per request. Keep-alive, pipelining-safe (answers in order).
+    """
+
+    def __init__(self, latency_ms: float) -> None:
+        import base64
+        import itertools
+
+        self.latency = latency_ms / 1000
+        self.path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json".encode()
+        token = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode())
+        self.authorization = b"basic " + token.lower()
+        self.sids = (f"SM{os.getpid():08x}{n:024x}" for n in itertools.count())
+
+    def protocol(self) -> Any:
+        import urllib.parse
+
+        fake = self
+
+        class Connection(asyncio.Protocol):
+            def connection_made(self, transport: Any) -> None:
+                self.transport = transport
+                self.buffer = b""
+                self.loop = asyncio.get_running_loop()
+                self.last = 0.0  # answers leave in request order
+
+            def data_received(self, data: bytes) -> None:
+                self.buffer += data
+                while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+                    head = self.buffer[:end].decode("latin-1").split("\r\n")
+                    headers = dict(
+                        (name.strip().lower(), value.strip())
+                        for name, _, value in (line.partition(":") for line in head[1:])
+                    )
+                    length = int(headers.get("content-length", "0"))
+                    if len(self.buffer) < end + 4 + length:
+                        return
+                    body = self.buffer[end + 4 : end + 4 + length]
+                    self.buffer = self.buffer[end + 4 + length :]
+                    self.answer(head[0], headers, body)
+
+            def answer(self, request_line: str, headers: dict[str, str], body: bytes) -> None:
+                method, path, _ = request_line.split(" ", 2)
+                form = urllib.parse.parse_qs(body.decode())
+                if method != "POST" or path.encode() != fake.path:
+                    status, payload = "404 Not Found", {"code": 20404, "status": 404}
+                elif headers.get("authorization", "").lower().encode() != fake.authorization:
+                    status, payload = "401 Unauthorized", {"code": 20003, "status": 401}
+                elif not form.get("To") or not form.get("Body"):
+                    status, payload = "400 Bad Request", {"code": 21604, "status": 400}
+                else:
+                    status = "201 Created"
+                    payload = {
+                        "sid": next(fake.sids),
+                        "status": "queued",
+                        "to": form["To"][0],
+                        "from": form.get("From", [""])[0],
+                        "body": form["Body"][0],
+                        "num_segments": "1",
+                    }
+                content = json.dumps(payload).encode()
+                response = (
+                    f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(content)}\r\n\r\n"
+                ).encode() + content
+                when = max(self.loop.time() + fake.latency, self.last)
+                self.last = when
+                self.loop.call_at(when, self.write, response)
+
+            def write(self, response: bytes) -> None:
+                if not self.transport.is_closing():
+                    self.transport.write(response)
+
+        return Connection
+
+
+def _serve_lean(listener: Any, latency_ms: float) -> None:
+    """Serve on ``listener`` until SIGTERM or SIGINT."""
+    import signal
+
+    import uvloop
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        stop = loop.create_future()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        server = await loop.create_server(LeanTwilio(latency_ms).protocol(), sock=listener)
+        async with server:
+            await stop
+
+    uvloop.run(serve())
+
+
+def _listener(port: int) -> Any:
+    """A listening socket on ``port`` (0: any) that other processes may share (SO_REUSEPORT),
+    with Nagle's algorithm off for the connections it accepts."""
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(1024)
+    return listener
+
+
+def serve_fake(latency_ms: float, processes: int, port: int = 0, kind: str = "lean") -> None:
     """Serve until SIGTERM; the first process prints ``LISTENING <url>`` and starts the others.
 
     Several processes share the port (the kernel spreads connections) so that
-    the fake, a Python server, is not the bottleneck of the measurement.
+    the fake is not the bottleneck of the measurement. ``kind``: ``lean``
+    (:class:`LeanTwilio`) or ``tests`` (the tests' FakeTwilio on uvicorn).
     """
     import signal
     import threading
 
-    server = _shared_port_server(port, latency_ms)
+    if kind == "lean":
+        listener = _listener(port)
+        bound = listener.getsockname()[1]
+    else:
+        server = _shared_port_server(port, latency_ms)
+        bound = server.port
     children = [
         subprocess.Popen(
             [
                 sys.executable,
                 __file__,
                 "--serve-fake",
+                "--fake",
+                kind,
                 "--fake-processes",
                 "1",
                 "--fake-port",
-                str(server.port),
+                str(bound),
                 "--latency-ms",
                 str(latency_ms),
             ],
@@ -228,26 +355,31 @@ def serve_fake(latency_ms: float, processes: int, port: int = 0) -> None:
         )
         for _ in range(processes - 1)
     ]
-    server.start()
     if port == 0:
-        print(f"LISTENING {server.base_url}", flush=True)
-    done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
+        print(f"LISTENING http://127.0.0.1:{bound}", flush=True)
+    if kind == "lean":
+        _serve_lean(listener, latency_ms)
+    else:
+        server.start()
+        done = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: done.set())
+        done.wait()
+        server.stop()
     for child in children:
         child.terminate()
         child.wait(timeout=30)
-    server.stop()
 
 
 @contextlib.contextmanager
-def fake_twilio(latency_ms: float, processes: int) -> Iterator[str]:
+def fake_twilio(latency_ms: float, processes: int, kind: str) -> Iterator[str]:
     process = subprocess.Popen(
         [
             sys.executable,
             __file__,
             "--serve-fake",
+            "--fake",
+            kind,
             "--latency-ms",
             str(latency_ms),
             "--fake-processes",
@@ -271,13 +403,15 @@ def fake_twilio(latency_ms: float, processes: int) -> Iterator[str]:
 
 @contextlib.contextmanager
 def worker_process(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mensajero.cli", "worker"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """The worker, its output appended to ``$BENCH_WORKER_LOG`` (default: discarded)."""
+    with open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mensajero.cli", "worker"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+        )
     try:
         yield process
     finally:
@@ -299,7 +433,7 @@ async def wait_for_worker(redis: object, within: float = 120.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
@@ -315,17 +449,22 @@ async def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--fake-processes", type=int, default=2)
+    parser.add_argument("--fake-processes", type=int, default=1)
+    parser.add_argument(
+        "--fake",
+        choices=["lean", "tests"],
+        default="lean",
+        help="lean: a raw-protocol fake Twilio; tests: the tests' FakeTwilio on uvicorn",
+    )
     parser.add_argument(
         "--baseline-requests", type=int, default=0, help="bare POSTs (default: --messages)"
     )
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--fake-port", type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve_fake:
-        serve_fake(args.latency_ms, args.fake_processes, args.fake_port)
-        return
+    return parser.parse_args()
 
+
+async def main(args: argparse.Namespace) -> None:
     database_name = f"mensajero_bench_dispatch_{os.getpid()}"
     database_url = await create_database(args.postgres_url, database_name)
     queue_name = f"mensajero:bench:dispatch:{os.getpid()}"
@@ -336,7 +475,7 @@ async def main() -> None:
         organization_id = await load_queued(database_url, args.messages)
         ids = await queued_ids(database_url, organization_id)
         load_seconds = time.perf_counter() - load_started
-        with fake_twilio(args.latency_ms, args.fake_processes) as base_url:
+        with fake_twilio(args.latency_ms, args.fake_processes, args.fake) as base_url:
             ceiling, baseline_cpu = await baseline(
                 base_url, args.baseline_requests or args.messages, args.send_concurrency
             )
@@ -369,7 +508,7 @@ async def main() -> None:
                             settings,
                             "delivery.dispatch",
                             ids[start : start + args.batch_size],
-                            job_id=f"bench:{start}",
+                            job_id=f"bench:{os.getpid()}:{start}",  # arq keeps results by id,
                         )
                     enqueued = time.perf_counter() - started
                     while (sent := await count_sent(connection)) < args.messages:
@@ -396,6 +535,8 @@ async def main() -> None:
             "baseline_client_cpu_ms_per_post": round(baseline_cpu * 1000, 3),
             "load_average_1m": os.getloadavg()[0],
             "distinct_provider_ids": received,
+            "fake": args.fake,
+            "fake_processes": args.fake_processes,
         }
         if args.json:
             print(json.dumps(result))
@@ -420,6 +561,7 @@ async def main() -> None:
                 f"(= {1 / baseline_cpu:,.0f} req/s for one dedicated core)"
             )
             print(f"  load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
+            print(f"  fake: {args.fake}, {args.fake_processes} process(es)")
     finally:
         await redis.delete(queue_name)
         await redis.aclose()
@@ -428,4 +570,10 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = parse_args()
+    if arguments.serve_fake:
+        serve_fake(
+            arguments.latency_ms, arguments.fake_processes, arguments.fake_port, arguments.fake
+        )
+    else:
+        asyncio.run(main(arguments))

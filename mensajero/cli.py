@@ -6,7 +6,8 @@ import asyncio
 import json
 import logging
 import sys
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import typer
 
@@ -88,7 +89,18 @@ def worker(
         finally:
             await arq_worker.close()
 
-    asyncio.run(run())
+    _run_event_loop(run())
+
+
+def _run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop where installed (uvicorn's standard extras bring it; not on Windows): a worker
+    spends its time in the event loop, moving hundreds of provider requests at once."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 @app.command()

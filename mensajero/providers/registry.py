@@ -12,12 +12,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-import httpx
-
 from mensajero.models import Channel
 from mensajero.providers.base import ChannelProvider
 from mensajero.providers.email.resend import ResendEmailProvider
-from mensajero.providers.http import create_provider_http_client
+from mensajero.providers.http import ProviderHTTP, create_provider_http_client
 from mensajero.providers.sandbox import EmitEvent, SandboxProvider
 from mensajero.providers.sms.twilio import TwilioSmsProvider
 from mensajero.providers.whatsapp.evolution import EvolutionWhatsAppProvider
@@ -30,7 +28,7 @@ from mensajero.settings import (
 
 __all__ = ["build_providers", "create_provider_http_client", "provider_names"]
 
-ProviderFactory = Callable[[Settings, httpx.AsyncClient, EmitEvent], ChannelProvider]
+ProviderFactory = Callable[[Settings, ProviderHTTP, EmitEvent], ChannelProvider]
 
 _SMS: dict[SmsProviderName, ProviderFactory] = {
     SmsProviderName.TWILIO: lambda settings, http, _emit: TwilioSmsProvider(settings, http),
@@ -56,7 +54,7 @@ def provider_names(settings: Settings) -> dict[Channel, str]:
 
 def build_providers(
     settings: Settings,
-    http: httpx.AsyncClient,
+    http: ProviderHTTP,
     *,
     emit: EmitEvent,
     rng: random.Random | None = None,

@@ -59,7 +59,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -74,6 +73,7 @@ from mensajero.providers.base import (
     ProviderEvent,
     is_idempotent,
 )
+from mensajero.providers.http import ProviderHTTP
 from mensajero.repositories import delivery as repository
 from mensajero.repositories.delivery import ClaimedAttempt
 from mensajero.services import delivery as delivery_service
@@ -95,8 +95,8 @@ async def start_delivery(ctx: dict[str, Any]) -> None:
 
     settings: Settings = ctx["settings"]
     redis: ArqRedis = ctx["redis"]
-    # httpx logs every request at INFO: thousands of lines a second while
-    # dispatching, each costing more than the send it describes.
+    # httpx (tests' and tools' clients) logs every request at INFO: thousands
+    # of lines a second while dispatching, each costing more than the send.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if "provider_http" not in ctx:
         ctx["provider_http"] = create_provider_http_client(settings)
@@ -110,7 +110,7 @@ async def start_delivery(ctx: dict[str, Any]) -> None:
 
 async def stop_delivery(ctx: dict[str, Any]) -> None:
     if ctx.get("owns_provider_http"):
-        http: httpx.AsyncClient = ctx["provider_http"]
+        http: ProviderHTTP = ctx["provider_http"]
         await http.aclose()
 
 

@@ -4,7 +4,23 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
+from mensajero.providers.http import ProviderHTTP, create_provider_http_client
+from mensajero.settings import Settings
 from tests.fakes.base import FakeProviderServer
+
+# Every provider test runs through the workers' pooled client (aiohttp) and
+# through a plain httpx client (what tests and tools pass in): same behaviour.
+CLIENT_KINDS = ["pooled", "httpx"]
+
+
+def provider_client(kind: str, *, timeout: float) -> ProviderHTTP:
+    if kind == "pooled":
+        return create_provider_http_client(
+            Settings(provider_timeout_seconds=timeout, provider_connect_timeout_seconds=timeout)
+        )
+    return httpx.AsyncClient(timeout=timeout)
 
 
 async def wait_for_messages(fake: FakeProviderServer, count: int) -> None:

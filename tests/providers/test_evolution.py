@@ -6,7 +6,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
@@ -19,6 +18,7 @@ from mensajero.providers.base import (
     ProviderError,
     ProviderEvent,
 )
+from mensajero.providers.http import ProviderHTTP
 from mensajero.providers.whatsapp.evolution import (
     EvolutionWhatsAppProvider,
     evolution_webhook_key,
@@ -28,7 +28,7 @@ from mensajero.providers.whatsapp.evolution import (
 )
 from mensajero.settings import Settings
 from tests.fakes.evolution import FakeEvolution, messages_update, messages_upsert, webhook
-from tests.providers.helpers import wait_for_messages
+from tests.providers.helpers import CLIENT_KINDS, provider_client, wait_for_messages
 
 API_KEY = "B6D711FCDE4D4FD5936544120E713976"
 
@@ -51,9 +51,9 @@ def _clean(fake: FakeEvolution) -> None:
     fake.not_on_whatsapp.clear()
 
 
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=2.0) as client:
+@pytest_asyncio.fixture(params=CLIENT_KINDS)
+async def http(request: pytest.FixtureRequest) -> AsyncIterator[ProviderHTTP]:
+    async with provider_client(request.param, timeout=2.0) as client:
         yield client
 
 
@@ -80,7 +80,7 @@ def whatsapp(recipient: str = "+573001234567", **overrides: object) -> OutboundM
 
 
 async def test_send_text_with_apikey_header(
-    fake: FakeEvolution, base_url: str, http: httpx.AsyncClient
+    fake: FakeEvolution, base_url: str, http: ProviderHTTP
 ) -> None:
     accepted = await EvolutionWhatsAppProvider(settings_for(base_url), http).send(whatsapp())
 
@@ -100,7 +100,7 @@ async def test_send_text_with_apikey_header(
 
 
 async def test_instance_from_the_organization_config(
-    fake: FakeEvolution, base_url: str, http: httpx.AsyncClient
+    fake: FakeEvolution, base_url: str, http: ProviderHTTP
 ) -> None:
     message = whatsapp(metadata={"instanceName": "coordinalo-main"})
     await EvolutionWhatsAppProvider(settings_for(base_url), http).send(message)
@@ -108,7 +108,7 @@ async def test_instance_from_the_organization_config(
 
 
 async def test_number_not_on_whatsapp_is_permanent(
-    fake: FakeEvolution, base_url: str, http: httpx.AsyncClient
+    fake: FakeEvolution, base_url: str, http: ProviderHTTP
 ) -> None:
     fake.not_on_whatsapp.add("573009999999")
     with pytest.raises(ProviderError) as caught:
@@ -124,7 +124,7 @@ async def test_number_not_on_whatsapp_is_permanent(
 
 
 async def test_unknown_instance_and_bad_key_are_permanent(
-    base_url: str, http: httpx.AsyncClient
+    base_url: str, http: ProviderHTTP
 ) -> None:
     with pytest.raises(ProviderError) as no_instance:
         await EvolutionWhatsAppProvider(
@@ -145,7 +145,7 @@ async def test_unknown_instance_and_bad_key_are_permanent(
 
 
 async def test_server_error_and_rate_limit_are_transient(
-    fake: FakeEvolution, base_url: str, http: httpx.AsyncClient
+    fake: FakeEvolution, base_url: str, http: ProviderHTTP
 ) -> None:
     provider = EvolutionWhatsAppProvider(settings_for(base_url), http)
     fake.fail_next(1, 500, message="Connection Closed")
@@ -162,9 +162,12 @@ async def test_server_error_and_rate_limit_are_transient(
     assert limited.value.retry_after == 3.0
 
 
-async def test_timeout_is_transient_and_ambiguous(fake: FakeEvolution, base_url: str) -> None:
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
+async def test_timeout_is_transient_and_ambiguous(
+    fake: FakeEvolution, base_url: str, kind: str
+) -> None:
     fake.latency = 0.5
-    async with httpx.AsyncClient(timeout=0.1) as http:
+    async with provider_client(kind, timeout=0.1) as http:
         provider = EvolutionWhatsAppProvider(settings_for(base_url), http)
         with pytest.raises(ProviderError) as caught:
             await provider.send(whatsapp())
@@ -176,7 +179,7 @@ async def test_timeout_is_transient_and_ambiguous(fake: FakeEvolution, base_url:
 
 
 async def test_recipient_without_digits_is_rejected_before_sending(
-    fake: FakeEvolution, base_url: str, http: httpx.AsyncClient
+    fake: FakeEvolution, base_url: str, http: ProviderHTTP
 ) -> None:
     with pytest.raises(ProviderError) as caught:
         await EvolutionWhatsAppProvider(settings_for(base_url), http).send(whatsapp("nadie"))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
 from mensajero.models import Channel
 from mensajero.providers.base import ProviderEvent, is_idempotent
 from mensajero.providers.email.resend import ResendEmailProvider
-from mensajero.providers.http import CONNECTIONS_PER_SHARD, ShardedTransport, parse_retry_after
+from mensajero.providers.http import PooledProviderClient, parse_retry_after
 from mensajero.providers.registry import (
     build_providers,
     create_provider_http_client,
@@ -74,19 +73,16 @@ async def test_pooled_client_limits_and_timeouts() -> None:
         provider_connect_timeout_seconds=2.0,
         provider_max_connections=32,
     )
-    http = create_provider_http_client(settings)
-    try:
-        assert http.timeout.read == 7.5
-        assert http.timeout.connect == 2.0
-        transport = http._transport  # type: ignore[attr-defined]
-        assert isinstance(transport, ShardedTransport)
-        pools = [shard._pool for shard in transport.shards]
-        assert len(pools) == 32 // CONNECTIONS_PER_SHARD
-        assert sum(pool._max_connections for pool in pools) == 32
-        assert http.headers["User-Agent"].startswith("mensajero/")
-    finally:
-        await http.aclose()
-    assert isinstance(http, httpx.AsyncClient)
+    async with create_provider_http_client(settings) as http:
+        assert isinstance(http, PooledProviderClient)
+        session = http._open()
+        assert session.timeout.sock_read == 7.5
+        assert session.timeout.connect == 7.5  # a free connection, connecting included
+        assert session.timeout.sock_connect == 2.0
+        assert session.timeout.total is None
+        assert session.connector is not None and session.connector.limit == 32
+        assert session.headers["User-Agent"].startswith("mensajero/")
+    assert session.closed
 
 
 @pytest.mark.parametrize(

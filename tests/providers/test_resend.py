@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
@@ -24,9 +23,10 @@ from mensajero.providers.email.resend import (
     parse_resend_event,
     verify_resend_signature,
 )
+from mensajero.providers.http import ProviderHTTP
 from mensajero.settings import Settings
 from tests.fakes.resend import FakeResend, event_payload
-from tests.providers.helpers import wait_for_messages
+from tests.providers.helpers import CLIENT_KINDS, provider_client, wait_for_messages
 
 API_KEY = "re_123456789"
 # A secret as Resend shows it: "whsec_" + base64 of the key bytes.
@@ -50,9 +50,9 @@ def _clean(fake: FakeResend) -> None:
     fake.latency = 0.0
 
 
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=2.0) as client:
+@pytest_asyncio.fixture(params=CLIENT_KINDS)
+async def http(request: pytest.FixtureRequest) -> AsyncIterator[ProviderHTTP]:
+    async with provider_client(request.param, timeout=2.0) as client:
         yield client
 
 
@@ -84,7 +84,7 @@ def email(**overrides: object) -> OutboundMessage:
 
 
 async def test_send_posts_json_with_bearer_and_idempotency_key(
-    fake: FakeResend, base_url: str, http: httpx.AsyncClient
+    fake: FakeResend, base_url: str, http: ProviderHTTP
 ) -> None:
     message = email()
 
@@ -112,7 +112,7 @@ async def test_send_posts_json_with_bearer_and_idempotency_key(
 
 
 async def test_sender_defaults_and_names_that_need_quoting(
-    fake: FakeResend, base_url: str, http: httpx.AsyncClient
+    fake: FakeResend, base_url: str, http: ProviderHTTP
 ) -> None:
     provider = ResendEmailProvider(settings_for(base_url), http)
     await provider.send(email(from_address=None, from_name=None))
@@ -123,7 +123,7 @@ async def test_sender_defaults_and_names_that_need_quoting(
 
 
 async def test_retrying_an_attempt_sends_one_email(
-    fake: FakeResend, base_url: str, http: httpx.AsyncClient
+    fake: FakeResend, base_url: str, http: ProviderHTTP
 ) -> None:
     provider = ResendEmailProvider(settings_for(base_url), http)
     message = email()
@@ -137,7 +137,7 @@ async def test_retrying_an_attempt_sends_one_email(
 
 
 async def test_same_key_with_another_payload_is_permanent(
-    base_url: str, http: httpx.AsyncClient
+    base_url: str, http: ProviderHTTP
 ) -> None:
     provider = ResendEmailProvider(settings_for(base_url), http)
     message = email()
@@ -152,7 +152,7 @@ async def test_same_key_with_another_payload_is_permanent(
 
 
 async def test_concurrent_retry_of_the_same_key_is_transient(
-    fake: FakeResend, base_url: str, http: httpx.AsyncClient
+    fake: FakeResend, base_url: str, http: ProviderHTTP
 ) -> None:
     fake.latency = 1.0
     provider = ResendEmailProvider(settings_for(base_url), http)
@@ -175,7 +175,7 @@ async def test_concurrent_retry_of_the_same_key_is_transient(
 
 
 async def test_validation_errors_are_permanent_with_resend_name_and_message(
-    base_url: str, http: httpx.AsyncClient
+    base_url: str, http: ProviderHTTP
 ) -> None:
     provider = ResendEmailProvider(settings_for(base_url), http)
 
@@ -192,7 +192,7 @@ async def test_validation_errors_are_permanent_with_resend_name_and_message(
     assert bad_from.value.transient is False
 
 
-async def test_invalid_api_key_is_permanent(base_url: str, http: httpx.AsyncClient) -> None:
+async def test_invalid_api_key_is_permanent(base_url: str, http: ProviderHTTP) -> None:
     settings = settings_for(base_url, resend_api_key=SecretStr("re_wrong"))
     with pytest.raises(ProviderError) as caught:
         await ResendEmailProvider(settings, http).send(email())
@@ -203,7 +203,7 @@ async def test_invalid_api_key_is_permanent(base_url: str, http: httpx.AsyncClie
 
 
 async def test_rate_limit_is_transient_with_retry_after(
-    fake: FakeResend, base_url: str, http: httpx.AsyncClient
+    fake: FakeResend, base_url: str, http: ProviderHTTP
 ) -> None:
     fake.rate_limit_next(1, retry_after=2)
     provider = ResendEmailProvider(settings_for(base_url), http)
@@ -220,7 +220,7 @@ async def test_rate_limit_is_transient_with_retry_after(
     assert [m["id"] for m in fake.messages] == [accepted.external_id]
 
 
-async def test_quotas(fake: FakeResend, base_url: str, http: httpx.AsyncClient) -> None:
+async def test_quotas(fake: FakeResend, base_url: str, http: ProviderHTTP) -> None:
     provider = ResendEmailProvider(settings_for(base_url), http)
     fake.fail_next(1, 429, code="daily_quota_exceeded", message="You have reached your daily quota")
     with pytest.raises(ProviderError) as daily:
@@ -235,7 +235,7 @@ async def test_quotas(fake: FakeResend, base_url: str, http: httpx.AsyncClient) 
 
 
 async def test_server_error_is_transient(
-    fake: FakeResend, base_url: str, http: httpx.AsyncClient
+    fake: FakeResend, base_url: str, http: ProviderHTTP
 ) -> None:
     fake.fail_next(1, 500)
     with pytest.raises(ProviderError) as caught:
@@ -246,10 +246,13 @@ async def test_server_error_is_transient(
     assert caught.value.status_code == 500
 
 
-async def test_retry_after_an_ambiguous_timeout_sends_once(fake: FakeResend, base_url: str) -> None:
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
+async def test_retry_after_an_ambiguous_timeout_sends_once(
+    fake: FakeResend, base_url: str, kind: str
+) -> None:
     fake.latency = 0.5
     message = email()
-    async with httpx.AsyncClient(timeout=0.1) as http:
+    async with provider_client(kind, timeout=0.1) as http:
         with pytest.raises(ProviderError) as caught:
             await ResendEmailProvider(settings_for(base_url), http).send(message)
 
@@ -259,13 +262,13 @@ async def test_retry_after_an_ambiguous_timeout_sends_once(fake: FakeResend, bas
     # Resend did accept it; the retry with the same key returns that email.
     await wait_for_messages(fake, 1)
     fake.latency = 0.0
-    async with httpx.AsyncClient(timeout=2.0) as http:
+    async with provider_client(kind, timeout=2.0) as http:
         accepted = await ResendEmailProvider(settings_for(base_url), http).send(message)
     assert [m["id"] for m in fake.messages] == [accepted.external_id]
 
 
 async def test_recipient_pattern_failure(
-    fake: FakeResend, base_url: str, http: httpx.AsyncClient
+    fake: FakeResend, base_url: str, http: ProviderHTTP
 ) -> None:
     fake.fail_recipients(r"@blocked\.example$", 422, code="validation_error", message="blocked")
     provider = ResendEmailProvider(settings_for(base_url), http)

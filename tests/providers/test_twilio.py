@@ -10,13 +10,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
 from mensajero.models import Channel, MessageStatus, TimelineEventType
 from mensajero.providers.base import OutboundMessage, ProviderError
+from mensajero.providers.http import ProviderHTTP
 from mensajero.providers.sms.twilio import (
     TwilioSmsProvider,
     parse_twilio_inbound,
@@ -25,7 +25,7 @@ from mensajero.providers.sms.twilio import (
 )
 from mensajero.settings import Settings
 from tests.fakes.twilio import FakeTwilio, inbound_sms_params, status_callback_params
-from tests.providers.helpers import wait_for_messages
+from tests.providers.helpers import CLIENT_KINDS, provider_client, wait_for_messages
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "12345678901234567890123456789012"
@@ -62,9 +62,9 @@ def settings_for(base_url: str, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=2.0) as client:
+@pytest_asyncio.fixture(params=CLIENT_KINDS)
+async def http(request: pytest.FixtureRequest) -> AsyncIterator[ProviderHTTP]:
+    async with provider_client(request.param, timeout=2.0) as client:
         yield client
 
 
@@ -79,7 +79,7 @@ def sms(recipient: str = "+573001234567", body: str = "Hola Ana") -> OutboundMes
 
 
 async def test_send_posts_form_with_basic_auth_and_callback(
-    fake: FakeTwilio, base_url: str, http: httpx.AsyncClient
+    fake: FakeTwilio, base_url: str, http: ProviderHTTP
 ) -> None:
     provider = TwilioSmsProvider(settings_for(base_url), http)
     message = sms()
@@ -105,7 +105,7 @@ async def test_send_posts_form_with_basic_auth_and_callback(
 
 
 async def test_messaging_service_replaces_from(
-    fake: FakeTwilio, base_url: str, http: httpx.AsyncClient
+    fake: FakeTwilio, base_url: str, http: ProviderHTTP
 ) -> None:
     settings = settings_for(base_url, twilio_messaging_service_sid="MG" + "2" * 32)
     accepted = await TwilioSmsProvider(settings, http).send(sms())
@@ -117,7 +117,7 @@ async def test_messaging_service_replaces_from(
 
 
 async def test_default_callback_url_comes_from_public_base_url(
-    fake: FakeTwilio, base_url: str, http: httpx.AsyncClient
+    fake: FakeTwilio, base_url: str, http: ProviderHTTP
 ) -> None:
     settings = settings_for(
         base_url, twilio_status_callback_url="", public_base_url="https://api.example.org/"
@@ -130,9 +130,7 @@ async def test_default_callback_url_comes_from_public_base_url(
     )
 
 
-async def test_invalid_to_is_permanent_with_twilio_code(
-    base_url: str, http: httpx.AsyncClient
-) -> None:
+async def test_invalid_to_is_permanent_with_twilio_code(base_url: str, http: ProviderHTTP) -> None:
     with pytest.raises(ProviderError) as caught:
         await TwilioSmsProvider(settings_for(base_url), http).send(sms(recipient="3001234567"))
 
@@ -144,7 +142,7 @@ async def test_invalid_to_is_permanent_with_twilio_code(
     assert error.provider == "twilio"
 
 
-async def test_bad_credentials_are_permanent(base_url: str, http: httpx.AsyncClient) -> None:
+async def test_bad_credentials_are_permanent(base_url: str, http: ProviderHTTP) -> None:
     settings = settings_for(base_url, twilio_auth_token=SecretStr("wrong"))
     with pytest.raises(ProviderError) as caught:
         await TwilioSmsProvider(settings, http).send(sms())
@@ -155,7 +153,7 @@ async def test_bad_credentials_are_permanent(base_url: str, http: httpx.AsyncCli
 
 
 async def test_server_error_is_transient(
-    fake: FakeTwilio, base_url: str, http: httpx.AsyncClient
+    fake: FakeTwilio, base_url: str, http: ProviderHTTP
 ) -> None:
     fake.fail_next(1, 503)
     with pytest.raises(ProviderError) as caught:
@@ -171,7 +169,7 @@ async def test_server_error_is_transient(
 
 
 async def test_rate_limit_is_transient_and_honours_retry_after(
-    fake: FakeTwilio, base_url: str, http: httpx.AsyncClient
+    fake: FakeTwilio, base_url: str, http: ProviderHTTP
 ) -> None:
     fake.rate_limit_next(1, retry_after=7)
     with pytest.raises(ProviderError) as caught:
@@ -183,7 +181,7 @@ async def test_rate_limit_is_transient_and_honours_retry_after(
 
 
 async def test_failure_for_a_recipient_pattern(
-    fake: FakeTwilio, base_url: str, http: httpx.AsyncClient
+    fake: FakeTwilio, base_url: str, http: ProviderHTTP
 ) -> None:
     fake.fail_recipients(r"^\+57300", 400, code="21610", message="Attempt to send to unsubscribed")
     provider = TwilioSmsProvider(settings_for(base_url), http)
@@ -197,9 +195,12 @@ async def test_failure_for_a_recipient_pattern(
     assert [m["sid"] for m in fake.messages] == [accepted.external_id]
 
 
-async def test_timeout_is_transient_and_ambiguous(fake: FakeTwilio, base_url: str) -> None:
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
+async def test_timeout_is_transient_and_ambiguous(
+    fake: FakeTwilio, base_url: str, kind: str
+) -> None:
     fake.latency = 0.5
-    async with httpx.AsyncClient(timeout=0.1) as http:
+    async with provider_client(kind, timeout=0.1) as http:
         with pytest.raises(ProviderError) as caught:
             await TwilioSmsProvider(settings_for(base_url), http).send(sms())
 
@@ -210,7 +211,7 @@ async def test_timeout_is_transient_and_ambiguous(fake: FakeTwilio, base_url: st
     await wait_for_messages(fake, 1)
 
 
-async def test_connection_refused_is_transient_and_not_ambiguous(http: httpx.AsyncClient) -> None:
+async def test_connection_refused_is_transient_and_not_ambiguous(http: ProviderHTTP) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -223,7 +224,7 @@ async def test_connection_refused_is_transient_and_not_ambiguous(http: httpx.Asy
 
 
 async def test_fake_repeats_requests_like_twilio_unless_told_to_dedup(
-    fake: FakeTwilio, base_url: str, http: httpx.AsyncClient
+    fake: FakeTwilio, base_url: str, http: ProviderHTTP
 ) -> None:
     provider = TwilioSmsProvider(settings_for(base_url), http)
     message = sms()

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from mensajero.models import Channel, MessageStatus, TimelineEventType
@@ -32,7 +31,13 @@ from mensajero.providers.base import (
     ProviderError,
     ProviderEvent,
 )
-from mensajero.providers.http import first, http_error, post, response_json
+from mensajero.providers.http import (
+    ProviderHTTP,
+    first,
+    http_error,
+    post,
+    response_json,
+)
 from mensajero.settings import Settings
 
 PROVIDER = "resend"
@@ -66,7 +71,7 @@ class ResendEmailProvider:
     channel = Channel.EMAIL
     idempotent = True
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, http: ProviderHTTP) -> None:
         self._http = http
         self._api_key = settings.resend_api_key.get_secret_value()
         self._default_from = settings.resend_from_email

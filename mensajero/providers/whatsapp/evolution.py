@@ -22,8 +22,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from mensajero.models import Channel, MessageStatus, TimelineEventType
 from mensajero.providers.base import (
     InboundReply,
@@ -33,7 +31,14 @@ from mensajero.providers.base import (
     ProviderError,
     ProviderEvent,
 )
-from mensajero.providers.http import first, http_error, post, response_json
+from mensajero.providers.http import (
+    ProviderHTTP,
+    ProviderResponse,
+    first,
+    http_error,
+    post,
+    response_json,
+)
 from mensajero.settings import Settings
 
 PROVIDER = "evolution"
@@ -85,7 +90,7 @@ class EvolutionWhatsAppProvider:
     channel = Channel.WHATSAPP
     idempotent = False
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, http: ProviderHTTP) -> None:
         self._http = http
         self._api_key = settings.evolution_api_key.get_secret_value()
         self._instance = settings.evolution_instance
@@ -137,7 +142,7 @@ class EvolutionWhatsAppProvider:
         )
 
 
-def _error_code(response: httpx.Response, body: Mapping[str, Any]) -> str:
+def _error_code(response: ProviderResponse, body: Mapping[str, Any]) -> str:
     detail = body.get("response")
     messages = detail.get("message") if isinstance(detail, Mapping) else None
     # "Not on WhatsApp" comes back as 400 with [{"exists": false, "jid": ..., "number": ...}].
