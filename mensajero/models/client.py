@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field
 
 from mensajero.models.base import CreatedModel, JSONType, TimestampedModel, UTCDateTime, utcnow
@@ -34,7 +34,17 @@ class Client(TimestampedModel, table=True):
 
 class Tag(TimestampedModel, table=True):
     __tablename__ = "tags"
-    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("organization_id", "name"),
+        # Names are unique ignoring case ("VIP" and "vip" are one tag): the service
+        # checks first, this settles two requests that pass the check at once.
+        Index(
+            "uq_tags_organization_id_lower_name",
+            "organization_id",
+            text("lower(name)"),
+            unique=True,
+        ),
+    )
 
     organization_id: uuid.UUID = Field(foreign_key="organizations.id", ondelete="CASCADE")
     name: str = Field(max_length=100)

@@ -303,6 +303,9 @@ async def test_a_concurrent_duplicate_is_a_conflict_not_a_crash(
     monkeypatch.setattr(TagRepository, "get_by_name_ignoring_case", nothing_found)
     with pytest.raises(Conflict):
         await tag_service.create_tag(session, organization_id=organization.id, name="VIP")
+    # The same race with another case: the unique index on lower(name) decides.
+    with pytest.raises(Conflict):
+        await tag_service.create_tag(session, organization_id=organization.id, name="vip")
     # The savepoint kept the surrounding transaction usable.
     session.expunge_all()
     assert await _count(session, Tag, organization.id) == 1
