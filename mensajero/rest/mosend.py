@@ -18,6 +18,7 @@ calendar days of the organization's time zone (both inclusive).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -44,7 +45,6 @@ from mensajero.services.report import (
     MAX_CUSTOMERS_LIMIT,
     AttemptCounts,
     DurationStats,
-    Rates,
 )
 
 ORGANIZATION_NOT_FOUND = "Organization not found"
@@ -64,14 +64,7 @@ class ConversationTimes(ApiModel):
 
     @classmethod
     def of(cls, times: DurationStats) -> ConversationTimes:
-        return cls(
-            responded=times.responded,
-            avg_first_response_seconds=times.avg_first_response_seconds,
-            median_first_response_seconds=times.median_first_response_seconds,
-            resolved=times.resolved,
-            avg_resolution_seconds=times.avg_resolution_seconds,
-            median_resolution_seconds=times.median_resolution_seconds,
-        )
+        return cls(**dataclasses.asdict(times))
 
 
 class ConversationMetrics(ApiModel):
@@ -115,24 +108,7 @@ class AttemptMetrics(ApiModel):
 
     @classmethod
     def of(cls, counts: AttemptCounts) -> AttemptMetrics:
-        rates = Rates.of(counts)
-        return cls(
-            total=counts.total,
-            sent=counts.sent,
-            delivered=counts.delivered,
-            opened=counts.opened,
-            clicked=counts.clicked,
-            read=counts.read,
-            bounced=counts.bounced,
-            failed=counts.failed,
-            responded=counts.responded,
-            delivery_rate=rates.delivery,
-            open_rate=rates.open,
-            click_rate=rates.click,
-            bounce_rate=rates.bounce,
-            read_rate=report_service.read_rate(counts),
-            response_rate=report_service.response_rate(counts),
-        )
+        return cls(**report_service.attempt_metrics(counts))
 
 
 class AgentMetrics(ApiModel):

@@ -7,6 +7,7 @@ Durations are seconds; rates are percentages with two decimals.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 from uuid import UUID
 
@@ -46,24 +47,7 @@ class AttemptMetrics:
 
     @classmethod
     def of(cls, counts: AttemptCounts) -> AttemptMetrics:
-        rates = report_service.Rates.of(counts)
-        return cls(
-            total=counts.total,
-            sent=counts.sent,
-            delivered=counts.delivered,
-            opened=counts.opened,
-            clicked=counts.clicked,
-            read=counts.read,
-            bounced=counts.bounced,
-            failed=counts.failed,
-            responded=counts.responded,
-            delivery_rate=rates.delivery,
-            open_rate=rates.open,
-            click_rate=rates.click,
-            bounce_rate=rates.bounce,
-            read_rate=report_service.read_rate(counts),
-            response_rate=report_service.response_rate(counts),
-        )
+        return cls(**report_service.attempt_metrics(counts))
 
 
 @strawberry.type(description="First response and resolution times of conversations.")
@@ -77,14 +61,7 @@ class ConversationTimes:
 
     @classmethod
     def of(cls, times: report_service.DurationStats) -> ConversationTimes:
-        return cls(
-            responded=times.responded,
-            avg_first_response_seconds=times.avg_first_response_seconds,
-            median_first_response_seconds=times.median_first_response_seconds,
-            resolved=times.resolved,
-            avg_resolution_seconds=times.avg_resolution_seconds,
-            median_resolution_seconds=times.median_resolution_seconds,
-        )
+        return cls(**dataclasses.asdict(times))
 
 
 @strawberry.type

@@ -487,6 +487,29 @@ class MessagingReport:
     conversations: ConversationSummary
 
 
+def attempt_metrics(counts: AttemptCounts) -> dict[str, int | float]:
+    """An attempt group's counters and rates, named as both doors' ``AttemptMetrics`` name
+    them (the REST model and the GraphQL type are built from this one mapping)."""
+    rates = Rates.of(counts)
+    return {
+        "total": counts.total,
+        "sent": counts.sent,
+        "delivered": counts.delivered,
+        "opened": counts.opened,
+        "clicked": counts.clicked,
+        "read": counts.read,
+        "bounced": counts.bounced,
+        "failed": counts.failed,
+        "responded": counts.responded,
+        "delivery_rate": rates.delivery,
+        "open_rate": rates.open,
+        "click_rate": rates.click,
+        "bounce_rate": rates.bounce,
+        "read_rate": read_rate(counts),
+        "response_rate": response_rate(counts),
+    }
+
+
 def local_instant(
     value: date | datetime | None, zone: ZoneInfo, *, end: bool = False
 ) -> datetime | None:
