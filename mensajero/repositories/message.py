@@ -7,7 +7,19 @@ from collections import defaultdict
 from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    ScalarSelect,
+    Select,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mensajero.models import (
@@ -63,6 +75,223 @@ def recipient_candidates(value: str) -> list[str]:
     return list(dict.fromkeys([value, f"+{digits}", digits]))
 
 
+# --- message filters as named bound parameters --------------------------------------
+#
+# A filter becomes a dict of bound values whose keys say which conditions apply
+# (its "shape"). The conditions name their parameters after those keys, so a
+# statement built once per shape is executed again with new values: list pages
+# skip building and compiling SQL on every request (see ``_cached``).
+
+_MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_CLIENTS = Client.__table__  # type: ignore[attr-defined]
+_CAMPAIGNS = Campaign.__table__  # type: ignore[attr-defined]
+_UNSET: Any = object()
+
+
+def _bind(name: str, column: Any, value: Any = _UNSET, *, expanding: bool = False) -> Any:
+    """``:name`` typed as ``column``: holding ``value``, or a placeholder given at execution."""
+    if value is _UNSET:
+        return bindparam(name, type_=column.type, expanding=expanding, required=True)
+    return bindparam(name, value, type_=column.type, expanding=expanding)
+
+
+def message_filter_parameters(f: MessageFilter) -> dict[str, Any]:
+    """The bound values of ``f``'s conditions, keyed by parameter name (see ``_message_condition``).
+
+    ``start_date``/``end_date`` must have been resolved into ``created`` already.
+    """
+    values: dict[str, Any] = {}
+    if f.content:
+        values["content_pattern"] = f"%{escape_like(f.content)}%"
+    if f.content_type is not None:
+        values["content_type"] = f.content_type
+    if f.statuses is not None:
+        values["statuses"] = list(f.statuses)
+    if f.sent_at is not None:
+        second = f.sent_at.astimezone(UTC).replace(microsecond=0)
+        values["sent_from"] = second
+        values["sent_until"] = second + timedelta(seconds=1)
+    if f.recipient:
+        values["recipients"] = recipient_candidates(f.recipient)
+    if f.country_code:
+        values["country_code"] = f.country_code.strip().lstrip("+")
+    if f.channels is not None:
+        values["channels"] = list(f.channels)
+    if f.communication_types is not None:
+        values["communication_types"] = list(f.communication_types)
+    if f.direction is not None:
+        values["direction"] = f.direction
+    if f.provider:
+        values["provider"] = f.provider.strip().lower()
+    if f.campaign_ids is not None:
+        values["campaign_ids"] = list(f.campaign_ids)
+    if f.client_ids is not None:
+        values["client_ids"] = list(f.client_ids)
+    if f.queue_id:
+        values["queue_id"] = f.queue_id
+    if f.created is not None:
+        if f.created.start is not None:
+            values["created_from"] = f.created.start
+        if f.created.end is not None:
+            values["created_until"] = f.created.end
+    return values
+
+
+def _message_condition(name: str, value: Any = _UNSET) -> ColumnElement[bool]:
+    """The condition parameter ``name`` stands for (holding ``value``, or a placeholder)."""
+    m = _MESSAGES.c
+    match name:
+        case "content_pattern":
+            # ILIKE with a bound pattern: PostgreSQL answers it from the trigram index.
+            return m.body.ilike(_bind(name, m.body, value), escape="\\")
+        case "content_type" | "country_code" | "direction" | "queue_id":
+            return m[name] == _bind(name, m[name], value)
+        case "statuses":
+            return m.status.in_(_bind(name, m.status, value, expanding=True))
+        case "channels":
+            return m.channel.in_(_bind(name, m.channel, value, expanding=True))
+        case "communication_types":
+            column = m.communication_type
+            return column.in_(_bind(name, column, value, expanding=True))
+        case "recipients":
+            return m.recipient.in_(_bind(name, m.recipient, value, expanding=True))
+        case "campaign_ids":
+            return m.campaign_id.in_(_bind(name, m.campaign_id, value, expanding=True))
+        case "client_ids":
+            return m.client_id.in_(_bind(name, m.client_id, value, expanding=True))
+        case "provider":
+            return func.lower(m.provider) == _bind(name, m.provider, value)
+        case "sent_from":
+            return m.sent_at >= _bind(name, m.sent_at, value)
+        case "sent_until":
+            return m.sent_at < _bind(name, m.sent_at, value)
+        case "created_from":
+            return m.created_at >= _bind(name, m.created_at, value)
+        case "created_until":
+            return m.created_at < _bind(name, m.created_at, value)
+    raise ValueError(f"unknown message filter parameter {name!r}")
+
+
+def _rollup_condition(table: Any, name: str, value: Any = _UNSET) -> ColumnElement[bool]:
+    """The rollup's version of the conditions it can answer (same parameter names)."""
+    c = table.c
+    match name:
+        case "statuses":
+            return c.status.in_(_bind(name, c.status, value, expanding=True))
+        case "channels":
+            return c.channel.in_(_bind(name, c.channel, value, expanding=True))
+        case "communication_types":
+            column = c.communication_type
+            return column.in_(_bind(name, column, value, expanding=True))
+        case "direction":
+            return c.direction == _bind(name, c.direction, value)
+        case "created_from":
+            return c.bucket >= _bind(name, c.bucket, value)
+        case "created_until":
+            return c.bucket < _bind(name, c.bucket, value)
+    raise ValueError(f"the rollup cannot answer the filter parameter {name!r}")
+
+
+def _organization(table: Any) -> ColumnElement[bool]:
+    return table.c.organization_id == _bind("organization_id", table.c.organization_id)
+
+
+def _rollup_total(names: tuple[str, ...]) -> Select[Any]:
+    """Sum of the rollup: all-time totals, or hourly rows when a creation range is given."""
+    ranged = "created_from" in names or "created_until" in names
+    table = (MessageCount if ranged else MessageCountTotal).__table__  # type: ignore[attr-defined]
+    return select(func.coalesce(func.sum(table.c.count), 0)).where(
+        _organization(table), *(_rollup_condition(table, name) for name in names)
+    )
+
+
+def _exact_total(names: tuple[str, ...]) -> Select[Any]:
+    return select(func.count()).where(
+        _organization(_MESSAGES),
+        _MESSAGES.c.deleted_at.is_(None),
+        *(_message_condition(name) for name in names),
+    )
+
+
+_statements: dict[tuple[Any, ...], Any] = {}
+_MAX_CACHED_STATEMENTS = 512
+
+
+def _cached(key: tuple[Any, ...], build: Any) -> Any:
+    """The statement for ``key``, built once (placeholders only, never values)."""
+    statement = _statements.get(key)
+    if statement is None:
+        if len(_statements) >= _MAX_CACHED_STATEMENTS:
+            _statements.clear()  # filter shapes are few; this bounds odd traffic
+        statement = _statements[key] = build()
+    return statement
+
+
+# The columns a list page shows (not the metadata, the HTML body or other internals).
+LISTED_MESSAGE_COLUMNS = (
+    "id",
+    "organization_id",
+    "client_id",
+    "campaign_id",
+    "direction",
+    "channel",
+    "communication_type",
+    "content_type",
+    "body",
+    "subject",
+    "recipient",
+    "country_code",
+    "status",
+    "provider",
+    "error_message",
+    "scheduled_at",
+    "sent_at",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+)
+
+
+def _offset_page_with_total(names: tuple[str, ...], total_from_rollup: bool) -> Select[Any]:
+    """One statement: a page of live messages, each with its client's and campaign's id and
+    name (joined after the LIMIT, soft-deleted clients included: a message still names whom
+    it went to) and the filtered total in every row."""
+    m = _MESSAGES.c
+    page = (
+        select(*(m[name] for name in LISTED_MESSAGE_COLUMNS))
+        .where(_organization(_MESSAGES), m.deleted_at.is_(None))
+        .where(*(_message_condition(name) for name in names))
+        .order_by(m.created_at.desc(), m.id.desc())
+        .limit(bindparam("limit", type_=Integer, required=True))
+        .offset(bindparam("offset", type_=Integer, required=True))
+        .subquery("page")
+    )
+    total: ScalarSelect[Any] = (
+        _rollup_total(names) if total_from_rollup else _exact_total(names)
+    ).scalar_subquery()
+    clients, campaigns = _CLIENTS.c, _CAMPAIGNS.c
+    return (
+        select(
+            page,
+            clients.name.label("client_name"),
+            campaigns.name.label("campaign_name"),
+            clients.id.label("joined_client_id"),
+            campaigns.id.label("joined_campaign_id"),
+            total.label("total"),
+        )
+        .select_from(
+            page.outerjoin(
+                _CLIENTS,
+                (clients.id == page.c.client_id) & _organization(_CLIENTS),
+            ).outerjoin(
+                _CAMPAIGNS,
+                (campaigns.id == page.c.campaign_id) & _organization(_CAMPAIGNS),
+            )
+        )
+        .order_by(page.c.created_at.desc(), page.c.id.desc())
+    )
+
+
 class MessageRepository(OrganizationScopedRepository[Message]):
     model = Message
 
@@ -75,38 +304,38 @@ class MessageRepository(OrganizationScopedRepository[Message]):
 
     @staticmethod
     def conditions(f: MessageFilter) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = []
-        if f.content:
-            # ILIKE with a bound pattern: PostgreSQL answers it from the trigram index.
-            conditions.append(Message.body.ilike(f"%{escape_like(f.content)}%", escape="\\"))
-        if f.content_type is not None:
-            conditions.append(Message.content_type == f.content_type)
-        if f.statuses is not None:
-            conditions.append(Message.status.in_(f.statuses))
-        if f.sent_at is not None:
-            second = f.sent_at.astimezone(UTC).replace(microsecond=0)
-            conditions.append(Message.sent_at >= second)
-            conditions.append(Message.sent_at < second + timedelta(seconds=1))
-        if f.recipient:
-            conditions.append(Message.recipient.in_(recipient_candidates(f.recipient)))
-        if f.country_code:
-            conditions.append(Message.country_code == f.country_code.strip().lstrip("+"))
-        if f.channels is not None:
-            conditions.append(Message.channel.in_(f.channels))
-        if f.communication_types is not None:
-            conditions.append(Message.communication_type.in_(f.communication_types))
-        if f.direction is not None:
-            conditions.append(Message.direction == f.direction)
-        if f.provider:
-            conditions.append(func.lower(Message.provider) == f.provider.strip().lower())
-        if f.campaign_ids is not None:
-            conditions.append(Message.campaign_id.in_(f.campaign_ids))
-        if f.client_ids is not None:
-            conditions.append(Message.client_id.in_(f.client_ids))
-        if f.queue_id:
-            conditions.append(Message.queue_id == f.queue_id)
-        conditions.extend(_created_conditions(Message.created_at, f.created))
-        return conditions
+        return [
+            _message_condition(name, value) for name, value in message_filter_parameters(f).items()
+        ]
+
+    async def offset_rows_with_total(
+        self, message_filter: MessageFilter, page: OffsetPage, *, total_from_rollup: bool
+    ) -> tuple[list[Row[Any]], int]:
+        """A ``page``/``limit`` page as plain rows (:data:`LISTED_MESSAGE_COLUMNS`, plus
+        ``client_name``/``campaign_name``, None without one) and the filtered total.
+
+        Total from the rollup (``total_from_rollup``: the filter must only use what it
+        counts) or an exact count. One round trip, on a statement built once per filter
+        shape; rows are not ORM objects (no identity map, no change tracking).
+        """
+        values = message_filter_parameters(message_filter)
+        names = tuple(values)
+        values["organization_id"] = self.organization_id
+        connection = await self.session.connection()
+        statement = _cached(
+            ("offset page", names, total_from_rollup),
+            lambda: _offset_page_with_total(names, total_from_rollup),
+        )
+        parameters = {**values, "limit": page.limit, "offset": page.offset}
+        rows = (await connection.execute(statement, parameters)).all()
+        if rows:
+            return rows, int(rows[0].total)
+        # Past the last page (or nothing matches): the total alone.
+        total_statement = _cached(
+            ("total", names, total_from_rollup),
+            lambda: _rollup_total(names) if total_from_rollup else _exact_total(names),
+        )
+        return [], int((await connection.execute(total_statement, values)).scalar_one())
 
     async def page(self, message_filter: MessageFilter, page: KeysetPage) -> Page[Message]:
         return await fetch_page(self.session, self.filtered(message_filter), Message, page)
@@ -144,15 +373,6 @@ class MessageRepository(OrganizationScopedRepository[Message]):
                 campaigns[loaded_campaign.id] = loaded_campaign
         return found, clients, campaigns
 
-    async def offset_page(self, message_filter: MessageFilter, page: OffsetPage) -> list[Message]:
-        statement = (
-            self.filtered(message_filter)
-            .order_by(Message.created_at.desc(), Message.id.desc())
-            .offset(page.offset)
-            .limit(page.limit)
-        )
-        return list((await self.session.execute(statement)).scalars())
-
     async def count(self, message_filter: MessageFilter) -> int:
         statement = (
             self.live().with_only_columns(func.count()).where(*self.conditions(message_filter))
@@ -186,30 +406,14 @@ class MessageCountRepository(OrganizationScopedRepository[MessageCount]):
 
     model = MessageCount
 
-    async def count(
-        self,
-        *,
-        statuses: tuple[str, ...] | None = None,
-        channels: tuple[str, ...] | None = None,
-        communication_types: tuple[str, ...] | None = None,
-        direction: str | None = None,
-        created: TimeRange | None = None,
-    ) -> int:
-        table: Any = MessageCount if created is not None else MessageCountTotal
-        statement = select(func.coalesce(func.sum(table.count), 0)).where(
-            table.organization_id == self.organization_id
-        )
-        if statuses is not None:
-            statement = statement.where(table.status.in_(statuses))
-        if channels is not None:
-            statement = statement.where(table.channel.in_(channels))
-        if communication_types is not None:
-            statement = statement.where(table.communication_type.in_(communication_types))
-        if direction is not None:
-            statement = statement.where(table.direction == direction)
-        if created is not None:
-            statement = statement.where(*_created_conditions(MessageCount.bucket, created))
-        return int((await self.session.execute(statement)).scalar_one())
+    async def count(self, message_filter: MessageFilter) -> int:
+        """Messages matching ``message_filter``, which must only filter on what the rollup
+        counts (statuses, channels, communication types, direction, hour-aligned range)."""
+        values = message_filter_parameters(message_filter)
+        names = tuple(values)
+        statement = _cached(("total", names, True), lambda: _rollup_total(names))
+        values["organization_id"] = self.organization_id
+        return int((await self.session.execute(statement, values)).scalar_one())
 
 
 _FOLD_SQL = """

@@ -57,8 +57,8 @@ class ApiModel(BaseModel):
 
 def iso_utc(value: datetime) -> str:
     """``2026-01-20T08:00:00.000Z``: UTC with milliseconds, as the seeds write times."""
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat truncates to milliseconds like the seeds, and is several times faster than strftime.
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def iso_utc_seconds(value: datetime) -> str:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mensajero.models import Campaign, Client, CommunicationLog, LogEvent, Message
@@ -142,32 +144,28 @@ async def count_messages(
     if matches_nothing(f.campaign_ids, f.client_ids):
         return 0
     if _rollup_can_answer(f):
-        return await MessageCountRepository(session, organization_id).count(
-            statuses=f.statuses,
-            channels=f.channels,
-            communication_types=f.communication_types,
-            direction=f.direction,
-            created=f.created,
-        )
+        return await MessageCountRepository(session, organization_id).count(f)
     return await MessageRepository(session, organization_id).count(f)
 
 
-async def list_messages_by_offset(
+async def list_message_rows_by_offset(
     session: AsyncSession,
     *,
     organization_id: uuid.UUID,
     message_filter: MessageFilter,
     page: OffsetPage,
-) -> tuple[list[Message], int]:
-    """A REST page (``page``/``limit``) and the total of matching messages."""
+) -> tuple[list[Row[Any]], int]:
+    """A REST page (``page``/``limit``) of plain rows with their client's and campaign's
+    names (see :meth:`MessageRepository.offset_rows_with_total`), and the exact total of
+    matching messages (from the rollup whenever the filter allows), in one statement."""
     f = await resolve_message_filter(
         session, organization_id=organization_id, message_filter=message_filter
     )
     if matches_nothing(f.campaign_ids, f.client_ids):
         return [], 0
-    rows = await MessageRepository(session, organization_id).offset_page(f, page)
-    total = await count_messages(session, organization_id=organization_id, message_filter=f)
-    return rows, total
+    return await MessageRepository(session, organization_id).offset_rows_with_total(
+        f, page, total_from_rollup=_rollup_can_answer(f)
+    )
 
 
 async def get_messages(
