@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import UTC, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
-    Row,
     ScalarSelect,
     Select,
     bindparam,
@@ -227,38 +226,40 @@ def _cached(key: tuple[Any, ...], build: Any) -> Any:
     return statement
 
 
-# The columns a list page shows (not the metadata, the HTML body or other internals).
-LISTED_MESSAGE_COLUMNS = (
-    "id",
-    "organization_id",
-    "client_id",
-    "campaign_id",
-    "direction",
-    "channel",
-    "communication_type",
-    "content_type",
-    "body",
-    "subject",
-    "recipient",
-    "country_code",
-    "status",
-    "provider",
-    "error_message",
-    "scheduled_at",
-    "sent_at",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-)
+class ListedMessage(NamedTuple):
+    """A message as list pages show it: the columns they use (not the metadata, HTML body
+    or other internals), and its client's and campaign's id and name (None without one)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    channel: str
+    content_type: str
+    body: str
+    recipient: str
+    country_code: str | None
+    status: str
+    provider: str | None
+    error_message: str | None
+    sent_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    client_id: uuid.UUID | None
+    client_name: str | None
+    campaign_id: uuid.UUID | None
+    campaign_name: str | None
+
+
+_LISTED_MESSAGE_COLUMNS = ListedMessage._fields[:14]
 
 
 def _offset_page_with_total(names: tuple[str, ...], total_from_rollup: bool) -> Select[Any]:
-    """One statement: a page of live messages, each with its client's and campaign's id and
-    name (joined after the LIMIT, soft-deleted clients included: a message still names whom
-    it went to) and the filtered total in every row."""
+    """One statement: a page of live messages as :class:`ListedMessage` columns (client and
+    campaign joined after the LIMIT, soft-deleted clients included: a message still names
+    whom it went to), then the filtered total, in every row."""
     m = _MESSAGES.c
     page = (
-        select(*(m[name] for name in LISTED_MESSAGE_COLUMNS))
+        select(*(m[name] for name in _LISTED_MESSAGE_COLUMNS), m.client_id, m.campaign_id)
         .where(_organization(_MESSAGES), m.deleted_at.is_(None))
         .where(*(_message_condition(name) for name in names))
         .order_by(m.created_at.desc(), m.id.desc())
@@ -272,12 +273,12 @@ def _offset_page_with_total(names: tuple[str, ...], total_from_rollup: bool) -> 
     clients, campaigns = _CLIENTS.c, _CAMPAIGNS.c
     return (
         select(
-            page,
-            clients.name.label("client_name"),
-            campaigns.name.label("campaign_name"),
-            clients.id.label("joined_client_id"),
-            campaigns.id.label("joined_campaign_id"),
-            total.label("total"),
+            *(page.c[name] for name in _LISTED_MESSAGE_COLUMNS),
+            clients.id,
+            clients.name,
+            campaigns.id,
+            campaigns.name,
+            total,
         )
         .select_from(
             page.outerjoin(
@@ -308,15 +309,14 @@ class MessageRepository(OrganizationScopedRepository[Message]):
             _message_condition(name, value) for name, value in message_filter_parameters(f).items()
         ]
 
-    async def offset_rows_with_total(
+    async def listed_offset_page_with_total(
         self, message_filter: MessageFilter, page: OffsetPage, *, total_from_rollup: bool
-    ) -> tuple[list[Row[Any]], int]:
-        """A ``page``/``limit`` page as plain rows (:data:`LISTED_MESSAGE_COLUMNS`, plus
-        ``client_name``/``campaign_name``, None without one) and the filtered total.
+    ) -> tuple[list[ListedMessage], int]:
+        """A ``page``/``limit`` page as :class:`ListedMessage` rows, and the filtered total.
 
         Total from the rollup (``total_from_rollup``: the filter must only use what it
         counts) or an exact count. One round trip, on a statement built once per filter
-        shape; rows are not ORM objects (no identity map, no change tracking).
+        shape; rows are plain tuples, not ORM objects (no identity map, no change tracking).
         """
         values = message_filter_parameters(message_filter)
         names = tuple(values)
@@ -329,7 +329,7 @@ class MessageRepository(OrganizationScopedRepository[Message]):
         parameters = {**values, "limit": page.limit, "offset": page.offset}
         rows = (await connection.execute(statement, parameters)).all()
         if rows:
-            return rows, int(rows[0].total)
+            return [ListedMessage._make(row[:-1]) for row in rows], int(rows[0][-1])
         # Past the last page (or nothing matches): the total alone.
         total_statement = _cached(
             ("total", names, total_from_rollup),
@@ -578,6 +578,7 @@ class LogEventRepository(OrganizationScopedRepository[LogEvent]):
 
 __all__ = [
     "CommunicationLogRepository",
+    "ListedMessage",
     "LogEventRepository",
     "MessageCountRepository",
     "MessageRepository",

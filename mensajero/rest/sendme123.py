@@ -53,6 +53,7 @@ from mensajero.services import message as message_service
 from mensajero.services import messaging as messaging_service
 from mensajero.services.auth import Principal
 from mensajero.services.listing import MessageFilter, OffsetPage
+from mensajero.services.message import ListedMessage
 from mensajero.services.status_vocabulary import (
     SENDME123_STATUSES,
     from_sendme123,
@@ -267,8 +268,8 @@ def _timestamp(value: datetime | None) -> str | None:
     return None if value is None else iso_utc(value)
 
 
-def message_item(row: Any) -> dict[str, Any]:
-    """One listed row (:data:`LISTED_MESSAGE_COLUMNS` and names) as :class:`MessageItem` writes it.
+def message_item(row: ListedMessage) -> dict[str, Any]:
+    """One listed message as :class:`MessageItem` writes it.
 
     Built as a plain dict for orjson: validating and serializing 20 pydantic
     models per page cost more than the rest of the request. The keys, their
@@ -288,13 +289,13 @@ def message_item(row: Any) -> dict[str, Any]:
         "messageType": row.channel.upper(),
         "provider": PROVIDER_NAMES.get(provider, provider.title()) if provider else None,
         "campaign": (
-            {"id": str(row.joined_campaign_id), "name": row.campaign_name}
-            if row.joined_campaign_id is not None
+            {"id": str(row.campaign_id), "name": row.campaign_name}
+            if row.campaign_id is not None
             else None
         ),
         "contact": (
-            {"id": str(row.joined_client_id), "name": row.client_name}
-            if row.joined_client_id is not None
+            {"id": str(row.client_id), "name": row.client_name}
+            if row.client_id is not None
             else None
         ),
         "organizationId": str(row.organization_id),
@@ -308,8 +309,8 @@ async def list_messages(request: Request, principal: Principal) -> Response:
     principal.require_scope(ApiKeyScope.READ)
     query = parse_query(request, MessageListQuery, describe_parameter_error)
     message_filter = message_filter_from_query(query)
-    async with request.app.state.sessionmaker() as session:
-        rows, total = await message_service.list_message_rows_by_offset(
+    async with request.app.state.read_sessionmaker() as session:
+        rows, total = await message_service.list_messages_by_offset(
             session,
             organization_id=principal.organization_id,
             message_filter=message_filter,

@@ -10,15 +10,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mensajero.models import Campaign, Client, CommunicationLog, LogEvent, Message
 from mensajero.repositories.message import (
     CommunicationLogRepository,
+    ListedMessage,
     LogEventRepository,
     MessageCountRepository,
     MessageRepository,
@@ -148,22 +147,22 @@ async def count_messages(
     return await MessageRepository(session, organization_id).count(f)
 
 
-async def list_message_rows_by_offset(
+async def list_messages_by_offset(
     session: AsyncSession,
     *,
     organization_id: uuid.UUID,
     message_filter: MessageFilter,
     page: OffsetPage,
-) -> tuple[list[Row[Any]], int]:
-    """A REST page (``page``/``limit``) of plain rows with their client's and campaign's
-    names (see :meth:`MessageRepository.offset_rows_with_total`), and the exact total of
-    matching messages (from the rollup whenever the filter allows), in one statement."""
+) -> tuple[list[ListedMessage], int]:
+    """A REST page (``page``/``limit``) of messages with their clients' and campaigns' names,
+    and the exact total of matching messages (from the rollup whenever the filter allows),
+    in one statement (see :meth:`MessageRepository.listed_offset_page_with_total`)."""
     f = await resolve_message_filter(
         session, organization_id=organization_id, message_filter=message_filter
     )
     if matches_nothing(f.campaign_ids, f.client_ids):
         return [], 0
-    return await MessageRepository(session, organization_id).offset_rows_with_total(
+    return await MessageRepository(session, organization_id).listed_offset_page_with_total(
         f, page, total_from_rollup=_rollup_can_answer(f)
     )
 
