@@ -81,6 +81,7 @@ GRAPHQL_QUERY = (
     f"query($after: String) {{ messages(first: {LIMIT}, after: $after, "
     f"filter: {{status: DELIVERED}}) {{ totalCount edges {{ node {{ {GRAPHQL_FIELDS} }} }} }} }}"
 )
+SERVER_LOG = Path(tempfile.gettempdir()) / "mensajero-bench-rest-list-server.log"
 WRK_INSTALL_HINT = "install wrk (Debian/Ubuntu: apt-get install -y wrk) or pass --client asyncio"
 
 
@@ -174,11 +175,15 @@ def start_server(url: str, redis_url: str, port: int, workers: int) -> subproces
         "MENSAJERO_EMBEDDED_WORKER": "false",
     }
     command = [str(Path(sys.executable).parent / "mensajero"), "serve", "--port", str(port)]
+    # Its log (e.g. ClientDisconnect when wrk stops mid-request) goes to a file, not the table.
+    log = SERVER_LOG.open("ab")
+    print(f"server log: {SERVER_LOG}", flush=True)
     return subprocess.Popen(
         [*command, "--workers", str(workers), "--log-level", "warning"],
         cwd=REPO,
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
         start_new_session=True,  # its own process group: the workers are counted and stopped
     )
 
@@ -371,6 +376,8 @@ async def wrk_load(
             f"-c{connections}",
             f"-d{max(1, round(duration))}s",
             "--latency",
+            "--timeout",
+            "60s",  # wrk's 2 s default counts slow GraphQL answers under load as errors
             "-s",
             script,
             base_url + scenario.target,
@@ -464,15 +471,22 @@ async def measure(
     await check_answers(base_url, key, scenario, delivered)
     await generate(base_url, key, scenario, connections=args.concurrency, duration=args.warmup)
     server_pids = group_pids(server.pid)
-    backend_pids = await postgres_backend_pids(args.database_url, server.pid)
-    server_before, backends_before = pids_cpu_seconds(server_pids), pids_cpu_seconds(backend_pids)
+    backends_before = {
+        pid: pids_cpu_seconds([pid])
+        for pid in await postgres_backend_pids(args.database_url, server.pid)
+    }
+    server_before = pids_cpu_seconds(server_pids)
     client_before = children_cpu_seconds()
     load = await generate(
         base_url, key, scenario, connections=args.concurrency, duration=args.duration
     )
     client_cpu = children_cpu_seconds() - client_before
     server_cpu = pids_cpu_seconds(server_pids) - server_before
-    backends_cpu = pids_cpu_seconds(backend_pids) - backends_before
+    # Backends of connections opened during the run count from their start.
+    backend_pids = await postgres_backend_pids(args.database_url, server.pid)
+    backends_cpu = sum(
+        pids_cpu_seconds([pid]) - backends_before.get(pid, 0.0) for pid in backend_pids
+    )
     await check_answers(base_url, key, scenario, delivered)
     alone = await generate(base_url, key, scenario, connections=1, duration=args.alone_duration)
     if args.client == "asyncio":
