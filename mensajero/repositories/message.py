@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -13,7 +13,6 @@ from sqlalchemy import (
     Integer,
     ScalarSelect,
     Select,
-    any_,
     bindparam,
     exists,
     func,
@@ -22,7 +21,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mensajero.models import (
@@ -101,12 +99,31 @@ def _bind(
     return bindparam(name, value, type_=type_, expanding=expanding)
 
 
-def _one_of(column: Any, name: str, value: Any = _UNSET, *, arrays: bool = False) -> Any:
-    """``column IN (:name...)``; with ``arrays`` (PostgreSQL only) ``column = ANY(:name)``,
-    one array parameter, so the SQL text does not depend on the list's length."""
-    if arrays:
-        return column == any_(_bind(name, column, value, type_=ARRAY(column.type)))
+def _one_of(
+    column: Any, name: str, value: Any = _UNSET, *, spread: Mapping[str, int] | None = None
+) -> Any:
+    """``column IN (:name)``, the list expanded at execution; with ``spread`` (name -> how
+    many items) one parameter per item, ``:name_0``, ``:name_1``..., fixed in the SQL text.
+
+    PostgreSQL plans ``IN ($2)`` as ``= $2`` and uses the index that also orders the page;
+    an array parameter (``= ANY($2)``) of unknown length would not.
+    """
+    if spread is not None:
+        return column.in_([_bind(f"{name}_{index}", column) for index in range(spread[name])])
     return column.in_(_bind(name, column, value, expanding=True))
+
+
+def spread_lists(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """``values`` with each list given item by item (see :func:`_one_of`), and the lengths."""
+    spread: dict[str, Any] = {}
+    lengths: dict[str, int] = {}
+    for name, value in values.items():
+        if isinstance(value, list):
+            lengths[name] = len(value)
+            spread.update((f"{name}_{index}", item) for index, item in enumerate(value))
+        else:
+            spread[name] = value
+    return spread, lengths
 
 
 def message_filter_parameters(f: MessageFilter) -> dict[str, Any]:
@@ -152,11 +169,11 @@ def message_filter_parameters(f: MessageFilter) -> dict[str, Any]:
 
 
 def _message_condition(
-    name: str, value: Any = _UNSET, *, arrays: bool = False
+    name: str, value: Any = _UNSET, *, spread: Mapping[str, int] | None = None
 ) -> ColumnElement[bool]:
     """The condition parameter ``name`` stands for (holding ``value``, or a placeholder).
 
-    ``arrays``: lists as PostgreSQL arrays (see :func:`_one_of`).
+    ``spread``: lists given item by item (see :func:`_one_of`).
     """
     m = _MESSAGES.c
     match name:
@@ -166,17 +183,17 @@ def _message_condition(
         case "content_type" | "country_code" | "direction" | "queue_id":
             return m[name] == _bind(name, m[name], value)
         case "statuses":
-            return _one_of(m.status, name, value, arrays=arrays)
+            return _one_of(m.status, name, value, spread=spread)
         case "channels":
-            return _one_of(m.channel, name, value, arrays=arrays)
+            return _one_of(m.channel, name, value, spread=spread)
         case "communication_types":
-            return _one_of(m.communication_type, name, value, arrays=arrays)
+            return _one_of(m.communication_type, name, value, spread=spread)
         case "recipients":
-            return _one_of(m.recipient, name, value, arrays=arrays)
+            return _one_of(m.recipient, name, value, spread=spread)
         case "campaign_ids":
-            return _one_of(m.campaign_id, name, value, arrays=arrays)
+            return _one_of(m.campaign_id, name, value, spread=spread)
         case "client_ids":
-            return _one_of(m.client_id, name, value, arrays=arrays)
+            return _one_of(m.client_id, name, value, spread=spread)
         case "provider":
             return func.lower(m.provider) == _bind(name, m.provider, value)
         case "sent_from":
@@ -191,17 +208,17 @@ def _message_condition(
 
 
 def _rollup_condition(
-    table: Any, name: str, value: Any = _UNSET, *, arrays: bool = False
+    table: Any, name: str, value: Any = _UNSET, *, spread: Mapping[str, int] | None = None
 ) -> ColumnElement[bool]:
     """The rollup's version of the conditions it can answer (same parameter names)."""
     c = table.c
     match name:
         case "statuses":
-            return _one_of(c.status, name, value, arrays=arrays)
+            return _one_of(c.status, name, value, spread=spread)
         case "channels":
-            return _one_of(c.channel, name, value, arrays=arrays)
+            return _one_of(c.channel, name, value, spread=spread)
         case "communication_types":
-            return _one_of(c.communication_type, name, value, arrays=arrays)
+            return _one_of(c.communication_type, name, value, spread=spread)
         case "direction":
             return c.direction == _bind(name, c.direction, value)
         case "created_from":
@@ -215,20 +232,22 @@ def _organization(table: Any) -> ColumnElement[bool]:
     return table.c.organization_id == _bind("organization_id", table.c.organization_id)
 
 
-def _rollup_total(names: tuple[str, ...], *, arrays: bool = False) -> Select[Any]:
+def _rollup_total(
+    names: tuple[str, ...], *, spread: Mapping[str, int] | None = None
+) -> Select[Any]:
     """Sum of the rollup: all-time totals, or hourly rows when a creation range is given."""
     ranged = "created_from" in names or "created_until" in names
     table = (MessageCount if ranged else MessageCountTotal).__table__  # type: ignore[attr-defined]
     return select(func.coalesce(func.sum(table.c.count), 0)).where(
-        _organization(table), *(_rollup_condition(table, name, arrays=arrays) for name in names)
+        _organization(table), *(_rollup_condition(table, name, spread=spread) for name in names)
     )
 
 
-def _exact_total(names: tuple[str, ...], *, arrays: bool = False) -> Select[Any]:
+def _exact_total(names: tuple[str, ...], *, spread: Mapping[str, int] | None = None) -> Select[Any]:
     return select(func.count()).where(
         _organization(_MESSAGES),
         _MESSAGES.c.deleted_at.is_(None),
-        *(_message_condition(name, arrays=arrays) for name in names),
+        *(_message_condition(name, spread=spread) for name in names),
     )
 
 
@@ -257,7 +276,7 @@ async def _fetch_compiled(
     For the hottest reads (a list page per request): SQLAlchemy's execution
     (cache key, parameter processing, result wrapping) cost more CPU than the
     query. The statement must bind only values asyncpg encodes as they are
-    (UUIDs, strings, aware datetimes, arrays of them: no lists to expand).
+    (UUIDs, strings, aware datetimes: lists spread item by item, see :func:`spread_lists`).
     It runs on the session's connection, so inside its transaction if any.
     """
     compiled = _cached(key, lambda: build().compile(dialect=connection.dialect))
@@ -297,7 +316,11 @@ _LISTED_MESSAGE_COLUMNS = ListedMessage._fields[:14]
 
 
 def _offset_page_with_total(
-    names: tuple[str, ...], total_from_rollup: bool, *, baked: OffsetPage | None = None
+    names: tuple[str, ...],
+    total_from_rollup: bool,
+    *,
+    baked: OffsetPage | None = None,
+    spread: Mapping[str, int] | None = None,
 ) -> Select[Any]:
     """One statement: a page of live messages as :class:`ListedMessage` columns (client and
     campaign joined after the LIMIT, soft-deleted clients included: a message still names
@@ -306,11 +329,10 @@ def _offset_page_with_total(
     LIMIT and OFFSET are written into the SQL: with them as parameters PostgreSQL cannot
     cost a generic plan and plans every execution anew (0.35 ms, twice the execution).
     Without ``baked`` they are given at execution (``limit``/``offset``, rendered then);
-    with ``baked`` (a page) they are part of the statement, and lists are PostgreSQL
-    arrays: its compiled text then serves any filter values (see ``_fetch_compiled``).
+    with ``baked`` (a page) they are part of the statement, which, with lists ``spread``,
+    then has no parameter to render at execution (see ``_fetch_compiled``).
     """
     m = _MESSAGES.c
-    arrays = baked is not None
     limit: Any = (
         literal_column(str(int(baked.limit)))
         if baked is not None
@@ -324,16 +346,16 @@ def _offset_page_with_total(
     page = (
         select(*(m[name] for name in _LISTED_MESSAGE_COLUMNS), m.client_id, m.campaign_id)
         .where(_organization(_MESSAGES), m.deleted_at.is_(None))
-        .where(*(_message_condition(name, arrays=arrays) for name in names))
+        .where(*(_message_condition(name, spread=spread) for name in names))
         .order_by(m.created_at.desc(), m.id.desc())
         .limit(limit)
         .offset(offset)
         .subquery("page")
     )
     total: ScalarSelect[Any] = (
-        _rollup_total(names, arrays=arrays)
+        _rollup_total(names, spread=spread)
         if total_from_rollup
-        else _exact_total(names, arrays=arrays)
+        else _exact_total(names, spread=spread)
     ).scalar_subquery()
     clients, campaigns = _CLIENTS.c, _CAMPAIGNS.c
     return (
@@ -389,11 +411,15 @@ class MessageRepository(OrganizationScopedRepository[Message]):
         connection = await self.session.connection()
         rows: Sequence[Any]
         if connection.dialect.driver == "asyncpg":
+            spread_values, lengths = spread_lists(values)
+            shape = (names, tuple(lengths.items()), total_from_rollup, page.limit, page.offset)
             rows = await _fetch_compiled(
                 connection,
-                ("asyncpg offset page", names, total_from_rollup, page.limit, page.offset),
-                lambda: _offset_page_with_total(names, total_from_rollup, baked=page),
-                values,
+                ("asyncpg offset page", *shape),
+                lambda: _offset_page_with_total(
+                    names, total_from_rollup, baked=page, spread=lengths
+                ),
+                spread_values,
             )
         else:
             statement = _cached(
