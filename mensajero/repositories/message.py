@@ -256,7 +256,8 @@ _MAX_CACHED_STATEMENTS = 512
 
 
 def _cached(key: tuple[Any, ...], build: Any) -> Any:
-    """The statement for ``key``, built once (placeholders only, never values)."""
+    """The statement (or compiled statement) for ``key``, built once (placeholders only,
+    never values)."""
     statement = _statements.get(key)
     if statement is None:
         if len(_statements) >= _MAX_CACHED_STATEMENTS:
@@ -283,9 +284,15 @@ async def _fetch_compiled(
     parameters = compiled.construct_params(values)  # adds the statement's own literals
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
-    return await driver.fetch(
-        compiled.string, *(parameters[name] for name in compiled.positiontup or ())
-    )
+    try:
+        return await driver.fetch(
+            compiled.string, *(parameters[name] for name in compiled.positiontup or ())
+        )
+    except BaseException:
+        # SQLAlchemy did not see the failure: a lost connection must not go back to the pool.
+        if driver.is_closed():
+            await connection.invalidate()
+        raise
 
 
 class ListedMessage(NamedTuple):
