@@ -1,20 +1,36 @@
 """sendme123's ``GET /api/messages?status=DELIVERED&limit=20`` at a million messages, and GraphQL.
 
     uv run python bench/rest_list.py [--database-url postgresql://postgres@127.0.0.1/mensajero_bench]
-        [--duration 15] [--concurrency 16] [--redis-url redis://127.0.0.1:6379/14]
+        [--duration 15] [--concurrency 16] [--workers 1 2] [--client wrk|asyncio]
+        [--redis-url redis://127.0.0.1:6379/14]
 
 What it does, in one run:
 
 1. Makes sure ``mensajero_bench`` exists, is migrated and holds the
    1,000,000-message organization of ``bench/seed.py`` (seeding it if not);
-   refreshes statistics and makes a read-only API key.
-2. Starts our server (``mensajero serve``, one uvicorn process, production
-   settings: PostgreSQL + Redis, no embedded worker).
-3. For each scenario, 16 concurrent clients (httpx, one event loop) send the
-   request back to back for ``--duration`` seconds after a warm-up. Every
-   answer must be 200 and hold 20 items; the REST ``meta.totalRecords`` and the
-   GraphQL ``totalCount`` must equal the exact number of live DELIVERED
-   messages (counted with ``count(*)`` before the run). Prints req/s, p50, p99.
+   refreshes statistics, compacts the count rollups (as the stats cron does)
+   and makes a read-only API key.
+2. For each ``--workers`` count, starts our server (``mensajero serve --workers N``:
+   N uvicorn processes, production settings: PostgreSQL + Redis, no embedded worker).
+3. For each scenario: checks a few answers (200, 20 items, the REST
+   ``meta.totalRecords`` and the GraphQL ``totalCount`` equal to the exact number
+   of live DELIVERED messages, counted with ``count(*)`` before the run); warms
+   up; then ``--concurrency`` keep-alive connections send the request back to
+   back for ``--duration`` seconds (any answer but 200 fails the run); checks
+   the answers again; then one connection alone, for the latency a request has
+   without queueing behind others.
+
+The load generator must not starve the server of CPU on a small machine: by
+default it is ``wrk`` (C; Debian/Ubuntu: ``apt-get install -y wrk``), with a Lua
+script for the method, key header and body, and ``--latency`` for percentiles.
+Without wrk, ``--client asyncio`` uses a lean HTTP/1.1 keep-alive client on raw
+asyncio streams (several times the CPU per request of wrk, a fraction of httpx's).
+
+Printed per scenario: req/s, p50, p99, the p50 of one client alone, and CPU
+per request of the server processes and of the PostgreSQL backends serving
+them (from /proc; "n/a" when the database is on another machine), and of the
+load generator. By Little's law, p50 at 16 in flight is about 16 / throughput,
+so the CPU per request is what sets the latency on a busy machine.
 
 Scenarios (same 20 rows with the same fields, contact and campaign included):
 
@@ -30,15 +46,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
+import resource
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import asyncpg
 import httpx
@@ -60,6 +82,8 @@ GRAPHQL_QUERY = (
     f"query($after: String) {{ messages(first: {LIMIT}, after: $after, "
     f"filter: {{status: DELIVERED}}) {{ totalCount edges {{ node {{ {GRAPHQL_FIELDS} }} }} }} }}"
 )
+SERVER_LOG = Path(tempfile.gettempdir()) / "mensajero-bench-rest-list-server.log"
+WRK_INSTALL_HINT = "install wrk (Debian/Ubuntu: apt-get install -y wrk) or pass --client asyncio"
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -97,6 +121,7 @@ async def ensure_database(url: str, *, messages: int, clients: int) -> None:
 async def prepare(url: str) -> dict[str, Any]:
     """The busiest organization, a read key, the exact DELIVERED total and the deep cursor."""
     from mensajero.db import create_sessionmaker, create_unpooled_engine, transaction
+    from mensajero.services.message import compact_counts
     from mensajero.services.organization import create_api_key
 
     connection = await asyncpg.connect(asyncpg_dsn(url))
@@ -133,6 +158,11 @@ async def prepare(url: str) -> dict[str, Any]:
                 name=f"bench rest {uuid.uuid4().hex[:6]}",
                 scopes=["read"],
             )
+        # What the stats cron does every few minutes in production: fold the count
+        # rollups' delta rows (seeding leaves hundreds per key), keeping every sum.
+        async with transaction(create_sessionmaker(engine)) as session:
+            folded = await compact_counts(session)
+        print(f"compacted the count rollups: {folded:,} delta rows folded", flush=True)
     finally:
         await engine.dispose()
     return {
@@ -143,7 +173,7 @@ async def prepare(url: str) -> dict[str, Any]:
     }
 
 
-def start_server(url: str, redis_url: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, redis_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "MENSAJERO_DATABASE_URL": sqlalchemy_url(url),
@@ -152,12 +182,16 @@ def start_server(url: str, redis_url: str, port: int) -> subprocess.Popen[bytes]
         "MENSAJERO_EMBEDDED_WORKER": "false",
     }
     command = [str(Path(sys.executable).parent / "mensajero"), "serve", "--port", str(port)]
+    # Its log (e.g. ClientDisconnect when wrk stops mid-request) goes to a file, not the table.
+    log = SERVER_LOG.open("ab")
+    print(f"server log: {SERVER_LOG}", flush=True)
     return subprocess.Popen(
-        [*command, "--workers", "1", "--log-level", "warning"],
+        [*command, "--workers", str(workers), "--log-level", "warning"],
         cwd=REPO,
         env=env,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # its own process group: the workers are counted and stopped
     )
 
 
@@ -170,10 +204,88 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc), to compare cost per request."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+# --- CPU accounting (Linux /proc) -------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def _cpu_seconds(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def group_pids(group: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None and int(fields[2]) == group:
+                pids.append(int(entry.name))
+    return pids
+
+
+def pids_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (gone ones count nothing)."""
+    total = 0.0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            total += _cpu_seconds(fields)
+    return total
+
+
+def postgres_ports(pids: list[int], port: int) -> list[int]:
+    """Local ports of the processes' TCP connections to ``port`` (the database's)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except (FileNotFoundError, PermissionError):
+            continue
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            columns = line.split()
+            local, remote, inode = columns[1], columns[2], columns[9]
+            if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == port:
+                ports.append(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
+async def postgres_backend_pids(url: str, server_group: int) -> list[int]:
+    """The PostgreSQL backends serving the server's pooled connections (same machine only)."""
+    dsn = asyncpg_dsn(url)
+    ports = postgres_ports(group_pids(server_group), urlsplit(dsn).port or 5432)
+    if not ports:
+        return []
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])", ports
+        )
+    finally:
+        await connection.close()
+    pids = [row["pid"] for row in rows]
+    return pids if all(_stat_fields(pid) is not None for pid in pids) else []
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --- scenarios and checks ---------------------------------------------------------------
 
 
 @dataclass
@@ -184,20 +296,25 @@ class Scenario:
     params: dict[str, Any] | None = None
     body: dict[str, Any] | None = None
 
+    @property
+    def target(self) -> str:
+        return self.path + (f"?{urlencode(self.params)}" if self.params else "")
+
+    @property
+    def payload(self) -> bytes:
+        return json.dumps(self.body).encode() if self.body is not None else b""
+
 
 @dataclass
-class Result:
+class Load:
     requests: int
     seconds: float
-    latencies_ms: list[float] = field(default_factory=list)
+    p50_ms: float
+    p99_ms: float
 
     @property
     def throughput(self) -> float:
         return self.requests / self.seconds
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def check(payload: dict[str, Any], expected_total: int) -> None:
@@ -213,70 +330,211 @@ def check(payload: dict[str, Any], expected_total: int) -> None:
         raise RuntimeError(f"{len(items)} items, total {total} (expected {expected_total})")
 
 
-async def load(
-    client: httpx.AsyncClient,
-    scenario: Scenario,
-    *,
-    concurrency: int,
-    duration: float,
-    warmup: float,
-    expected_total: int,
-) -> Result:
-    async def send() -> httpx.Response:
-        return await client.request(
-            scenario.method, scenario.path, params=scenario.params, json=scenario.body
-        )
-
-    first = await send()
-    if first.status_code != 200:
-        raise RuntimeError(f"{first.status_code}: {first.text[:300]}")
-    check(first.json(), expected_total)
-    latencies: list[float] = []
-    measuring = False
-    stop_at = 0.0
-
-    async def worker() -> None:
-        while True:
-            started = time.perf_counter()
-            if measuring and started >= stop_at:
-                return
-            response = await send()
-            elapsed = time.perf_counter() - started
+async def check_answers(
+    base_url: str, key: str, scenario: Scenario, expected_total: int, *, times: int = 3
+) -> None:
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as client:
+        for _ in range(times):
+            response = await client.request(
+                scenario.method, scenario.path, params=scenario.params, json=scenario.body
+            )
             if response.status_code != 200:
-                raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
-            if measuring and started < stop_at:
-                latencies.append(elapsed * 1000)
-
-    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-    await asyncio.sleep(warmup)
-    begin = time.perf_counter()
-    stop_at = begin + duration
-    measuring = True
-    await asyncio.gather(*tasks)
-    return Result(len(latencies), stop_at - begin, latencies)
+                raise RuntimeError(
+                    f"{scenario.name}: {response.status_code}: {response.text[:300]}"
+                )
+            check(response.json(), expected_total)
 
 
-async def single_request_latency(
-    client: httpx.AsyncClient, scenario: Scenario, *, requests: int = 200
-) -> float:
-    """p50 of one client alone: the latency a request has without queueing behind others."""
-    latencies = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        response = await client.request(
-            scenario.method, scenario.path, params=scenario.params, json=scenario.body
+# --- load generators --------------------------------------------------------------------
+
+_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _wrk_script(scenario: Scenario, key: str, directory: str) -> str:
+    path = Path(directory) / "scenario.lua"
+    lines = [
+        f"wrk.method = {json.dumps(scenario.method)}",
+        f'wrk.headers["Authorization"] = {json.dumps(f"Bearer {key}")}',
+    ]
+    if scenario.body is not None:
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+        lines.append(f"wrk.body = {json.dumps(scenario.payload.decode())}")
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _wrk_latency(output: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no {percentile}% latency in wrk's output:\n{output}")
+    return float(match.group(1)) * _WRK_UNITS[match.group(2)]
+
+
+async def wrk_load(
+    base_url: str, key: str, scenario: Scenario, *, connections: int, duration: float
+) -> Load:
+    with tempfile.TemporaryDirectory() as directory:
+        script = _wrk_script(scenario, key, directory)
+        process = await asyncio.create_subprocess_exec(
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            "--timeout",
+            "60s",  # wrk's 2 s default counts slow GraphQL answers under load as errors
+            "-s",
+            script,
+            base_url + scenario.target,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
-        latencies.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            raise RuntimeError(response.text[:300])
-    return sorted(latencies)[len(latencies) // 2]
+        output = (await process.communicate())[0].decode()
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk failed:\n{output}")
+    for failure in ("Non-2xx or 3xx responses", "Socket errors"):
+        if failure in output:
+            raise RuntimeError(f"{scenario.name}: {failure.lower()}:\n{output}")
+    requests = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
+    if requests is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    seconds = float(requests.group(2)) * _WRK_UNITS[requests.group(3)] / 1000
+    return Load(
+        int(requests.group(1)), seconds, _wrk_latency(output, "50"), _wrk_latency(output, "99")
+    )
+
+
+async def asyncio_load(
+    base_url: str, key: str, scenario: Scenario, *, connections: int, duration: float
+) -> Load:
+    """``connections`` keep-alive HTTP/1.1 connections sending back to back (no wrk)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    payload = scenario.payload
+    head = [
+        f"{scenario.method} {scenario.target} HTTP/1.1",
+        f"Host: {host}:{port}",
+        f"Authorization: Bearer {key}",
+    ]
+    if scenario.body is not None:
+        head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+    request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+    latencies: list[float] = []
+    stop_at = time.perf_counter() + duration
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while (started := time.perf_counter()) < stop_at:
+                writer.write(request)
+                header = await reader.readuntil(b"\r\n\r\n")
+                if not header.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(f"{scenario.name}: {header[:200]!r}")
+                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", header)
+                if length is None:
+                    raise RuntimeError(f"{scenario.name}: no Content-Length in {header!r}")
+                await reader.readexactly(int(length.group(1)))
+                latencies.append((time.perf_counter() - started) * 1000)
+        finally:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    seconds = time.perf_counter() - began
+    ordered = sorted(latencies)
+    return Load(
+        len(ordered),
+        seconds,
+        ordered[len(ordered) // 2],
+        ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+    )
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    scenario: Scenario
+    workers: int
+    load: Load
+    alone_p50_ms: float
+    server_cpu_ms: float
+    postgres_cpu_ms: float | None
+    client_cpu_ms: float
+
+
+async def measure(
+    args: argparse.Namespace,
+    prepared: dict[str, Any],
+    scenario: Scenario,
+    server: subprocess.Popen[bytes],
+    base_url: str,
+    workers: int,
+) -> Row:
+    key, delivered = prepared["key"], prepared["delivered"]
+    generate = wrk_load if args.client == "wrk" else asyncio_load
+    await check_answers(base_url, key, scenario, delivered)
+    await generate(base_url, key, scenario, connections=args.concurrency, duration=args.warmup)
+    server_pids = group_pids(server.pid)
+    backends_before = {
+        pid: pids_cpu_seconds([pid])
+        for pid in await postgres_backend_pids(args.database_url, server.pid)
+    }
+    server_before = pids_cpu_seconds(server_pids)
+    client_before = children_cpu_seconds()
+    load = await generate(
+        base_url, key, scenario, connections=args.concurrency, duration=args.duration
+    )
+    client_cpu = children_cpu_seconds() - client_before
+    server_cpu = pids_cpu_seconds(server_pids) - server_before
+    # Backends of connections opened during the run count from their start.
+    backend_pids = await postgres_backend_pids(args.database_url, server.pid)
+    backends_cpu = sum(
+        pids_cpu_seconds([pid]) - backends_before.get(pid, 0.0) for pid in backend_pids
+    )
+    await check_answers(base_url, key, scenario, delivered)
+    alone = await generate(base_url, key, scenario, connections=1, duration=args.alone_duration)
+    if args.client == "asyncio":
+        client_cpu = float("nan")  # in this process: not separable from the checks
+    return Row(
+        scenario,
+        workers,
+        load,
+        alone.p50_ms,
+        1000 * server_cpu / load.requests,
+        1000 * backends_cpu / load.requests if backend_pids else None,
+        1000 * client_cpu / load.requests,
+    )
+
+
+async def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+        for _ in range(240):
+            if server.poll() is not None:
+                raise RuntimeError("the server exited")
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError("the server did not become healthy")
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 async def run(args: argparse.Namespace) -> None:
+    if args.client == "wrk" and shutil.which("wrk") is None:
+        raise SystemExit(f"wrk not found: {WRK_INSTALL_HINT}")
     await ensure_database(args.database_url, messages=args.messages, clients=args.clients)
     prepared = await prepare(args.database_url)
     delivered = prepared["delivered"]
     print(f"organization {prepared['organization_id']}: {delivered:,} live DELIVERED", flush=True)
+    print(f"load generator: {args.client}; load average {load_average()}", flush=True)
     scenarios = [
         Scenario(
             "REST first page", "GET", "/api/messages", {"status": "DELIVERED", "limit": LIMIT}
@@ -295,61 +553,45 @@ async def run(args: argparse.Namespace) -> None:
             body={"query": GRAPHQL_QUERY, "variables": {"after": prepared["deep_cursor"]}},
         ),
     ]
-    server = start_server(args.database_url, args.redis_url, args.port)
-    rows: list[tuple[Scenario, Result, float, float]] = []
-    limits = httpx.Limits(
-        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
-    )
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{args.port}",
-            headers={"Authorization": f"Bearer {prepared['key']}"},
-            timeout=60,
-            limits=limits,
-        ) as client:
-            for _ in range(240):
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.5)
+    base_url = f"http://127.0.0.1:{args.port}"
+    rows: list[Row] = []
+    for workers in args.workers:
+        server = start_server(args.database_url, args.redis_url, args.port, workers)
+        try:
+            await wait_until_healthy(base_url, server)
             for scenario in scenarios:
-                cpu_before = process_cpu_seconds(server.pid)
-                result = await load(
-                    client,
-                    scenario,
-                    concurrency=args.concurrency,
-                    duration=args.duration,
-                    warmup=args.warmup,
-                    expected_total=delivered,
-                )
-                # Server CPU per request over the whole scenario (warm-up included).
-                served = result.requests + int(result.throughput * args.warmup) + 1
-                cpu_ms = 1000 * (process_cpu_seconds(server.pid) - cpu_before) / served
-                alone = await single_request_latency(client, scenario)
-                rows.append((scenario, result, alone, cpu_ms))
+                row = await measure(args, prepared, scenario, server, base_url, workers)
+                rows.append(row)
+                postgres = "n/a" if row.postgres_cpu_ms is None else f"{row.postgres_cpu_ms:.2f}"
                 print(
-                    f"{scenario.name:36} {result.throughput:7.1f} req/s  "
-                    f"p50 {result.percentile(0.5):7.1f} ms  p99 {result.percentile(0.99):7.1f} ms"
-                    f"  (one client alone: p50 {alone:5.1f} ms; ~{cpu_ms:.1f} ms server CPU/req)",
+                    f"{workers} process(es) {scenario.name:36} {row.load.throughput:7.1f} req/s"
+                    f"  p50 {row.load.p50_ms:6.1f} ms  p99 {row.load.p99_ms:6.1f} ms"
+                    f"  (one client alone: p50 {row.alone_p50_ms:5.1f} ms; CPU per request:"
+                    f" server {row.server_cpu_ms:.2f} ms, PostgreSQL {postgres} ms,"
+                    f" load generator {row.client_cpu_ms:.2f} ms; load {load_average()})",
                     flush=True,
                 )
-    finally:
-        stop(server)
-    baseline = rows[2][1].throughput
+        finally:
+            stop(server)
     print()
     print(
-        "| scenario | req/s | p50 ms | p99 ms | p50 ms, one client | server CPU ms/req "
-        "| req/s vs GraphQL first page |"
+        "| scenario | server processes | req/s | p50 ms | p99 ms | p50 ms, one client "
+        "| server CPU ms/req | PostgreSQL CPU ms/req | req/s vs GraphQL first page |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for scenario, result, alone, cpu_ms in rows:
-        print(
-            f"| {scenario.name} | {result.throughput:.0f} | {result.percentile(0.5):.1f} | "
-            f"{result.percentile(0.99):.1f} | {alone:.1f} | {cpu_ms:.1f} | "
-            f"{result.throughput / baseline:.2f}x |"
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        baseline = next(
+            r.load.throughput
+            for r in rows
+            if r.workers == row.workers and r.scenario.name == "GraphQL first page"
         )
+        postgres = "n/a" if row.postgres_cpu_ms is None else f"{row.postgres_cpu_ms:.2f}"
+        print(
+            f"| {row.scenario.name} | {row.workers} | {row.load.throughput:.0f} | "
+            f"{row.load.p50_ms:.1f} | {row.load.p99_ms:.1f} | {row.alone_p50_ms:.1f} | "
+            f"{row.server_cpu_ms:.2f} | {postgres} | {row.load.throughput / baseline:.2f}x |"
+        )
+    print(f"\nload average at the end: {load_average()}")
 
 
 def main() -> None:
@@ -362,6 +604,22 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument(
+        "--alone-duration", type=float, default=4.0, help="seconds of the one-client run"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="server process counts to measure, one server after the other",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["wrk", "asyncio"],
+        default="wrk" if shutil.which("wrk") else "asyncio",
+        help=f"load generator (default wrk when installed; to get it: {WRK_INSTALL_HINT})",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from mensajero.db import create_engine, create_sessionmaker
+from mensajero.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from mensajero.events import EventHub
 from mensajero.metrics import MetricsMiddleware, metrics_endpoint
 from mensajero.redis import create_redis
@@ -91,6 +91,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     )
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.read_sessionmaker = create_read_sessionmaker(engine)
     app.state.redis = await create_redis(settings.redis_url)
     # One bus subscription for the whole process, fanned out to its websockets.
     app.state.event_hub = EventHub(app.state.redis, buffer_size=settings.subscription_buffer_size)

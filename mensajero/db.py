@@ -106,6 +106,21 @@ def create_sessionmaker(bind: AsyncEngine | AsyncConnection) -> async_sessionmak
     return async_sessionmaker(bind, class_=AsyncSession, **kwargs)
 
 
+def create_read_sessionmaker(
+    bind: AsyncEngine | AsyncConnection,
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for read-only work: autocommit, so no BEGIN and ROLLBACK round trips.
+
+    Each statement still reads one consistent snapshot, as under READ
+    COMMITTED (our isolation level) inside a transaction; on SQLite, reads
+    also stop taking the write lock that BEGIN IMMEDIATE takes. Never write
+    through these sessions: every statement would commit on its own.
+    """
+    if isinstance(bind, AsyncConnection):
+        return create_sessionmaker(bind)  # tests: inside the test's transaction
+    return create_sessionmaker(bind.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 @asynccontextmanager
 async def transaction(
     sessionmaker: async_sessionmaker[AsyncSession], *, redis: Redis | None = None

@@ -40,7 +40,12 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"
     redis_url: str = MEMORY_REDIS_URL
     database_echo: bool = False
-    database_pool_size: int = 10
+    # Connections a process keeps open (it may open as many again for a burst).
+    # Cover the requests a process usually has in flight: a connection opened
+    # beyond the pool is closed when returned, so a pool smaller than the usual
+    # concurrency opens a PostgreSQL connection (a backend process) per request.
+    # Only what is used is opened: an idle process holds none.
+    database_pool_size: int = 20
 
     # None means "decide from the mode": the embedded server (SQLite, in-process
     # Redis) migrates its database on start and runs the arq worker inside the

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from starlette.applications import Starlette
 
 from mensajero.app import create_app
-from mensajero.db import create_engine, create_sessionmaker
+from mensajero.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from mensajero.migrate import upgrade_database_async
 from mensajero.redis import create_redis, reset_memory_servers
 from mensajero.settings import Settings
@@ -147,6 +147,7 @@ async def app(backend: Backend, connection: AsyncConnection, redis: ArqRedis) ->
     application = create_app(backend.settings())
     application.state.engine = backend.engine
     application.state.sessionmaker = create_sessionmaker(connection)
+    application.state.read_sessionmaker = create_read_sessionmaker(connection)
     application.state.redis = redis
     return application
 

@@ -98,6 +98,14 @@ class Message(TimestampedModel, table=True):
         Index(None, "organization_id", "recipient"),
         Index(None, "organization_id", "sent_at"),
         Index(None, "conversation_id"),
+        # Only the soft-deleted messages (usually none): attempt lists and summaries
+        # keep out the attempts of deleted messages by probing it, not the table.
+        Index(
+            "ix_messages_soft_deleted",
+            "id",
+            postgresql_where=text("deleted_at IS NOT NULL"),
+            sqlite_where=text("deleted_at IS NOT NULL"),
+        ),
         # Case-insensitive "content contains" (ILIKE '%...%') through trigrams on
         # PostgreSQL. SQLite has no trigram index: there the index is partial
         # over no rows (WHERE 0), so it costs nothing and the schemas still match.

@@ -57,8 +57,11 @@ class ApiModel(BaseModel):
 
 def iso_utc(value: datetime) -> str:
     """``2026-01-20T08:00:00.000Z``: UTC with milliseconds, as the seeds write times."""
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Cut from isoformat (a C call, unlike strftime): a list page formats 60 timestamps.
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    text = value.isoformat()  # 2026-01-20T08:00:00.123456+00:00, no fraction when zero
+    return f"{text[:23]}Z" if value.microsecond else f"{text[:19]}.000Z"
 
 
 def iso_utc_seconds(value: datetime) -> str:

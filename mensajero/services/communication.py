@@ -16,20 +16,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mensajero.models import Campaign, Client, CommunicationLog, LogEvent, Message
-from mensajero.services import campaign as campaign_service
+from mensajero.models import Client, CommunicationLog, LogEvent, Message
 from mensajero.services import client_queries
 from mensajero.services import message as message_service
 from mensajero.services import report as report_service
 from mensajero.services.errors import InvalidInput, NotFound
-from mensajero.services.listing import LogFilter, LogSummary, MessageFilter, OffsetPage, TimeRange
-
-
-@dataclass(frozen=True, slots=True)
-class MessageView:
-    message: Message
-    client: Client | None
-    campaign: Campaign | None
+from mensajero.services.listing import LogFilter, LogSummary, OffsetPage, TimeRange
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,38 +41,6 @@ class LogDetail:
 
 def _ids(values: list[uuid.UUID | None]) -> list[uuid.UUID]:
     return list(dict.fromkeys(value for value in values if value is not None))
-
-
-async def list_message_views_by_offset(
-    session: AsyncSession,
-    *,
-    organization_id: uuid.UUID,
-    message_filter: MessageFilter,
-    page: OffsetPage,
-) -> tuple[list[MessageView], int]:
-    """A ``page``/``limit`` page of messages with contacts and campaigns, and the exact total."""
-    messages, total = await message_service.list_messages_by_offset(
-        session, organization_id=organization_id, message_filter=message_filter, page=page
-    )
-    clients = await client_queries.get_clients(
-        session,
-        organization_id=organization_id,
-        client_ids=_ids([message.client_id for message in messages]),
-    )
-    campaigns = await campaign_service.get_campaigns(
-        session,
-        organization_id=organization_id,
-        campaign_ids=_ids([message.campaign_id for message in messages]),
-    )
-    views = [
-        MessageView(
-            message,
-            clients.get(message.client_id) if message.client_id else None,
-            campaigns.get(message.campaign_id) if message.campaign_id else None,
-        )
-        for message in messages
-    ]
-    return views, total
 
 
 def _bound(value: date | datetime | None, zone: ZoneInfo, *, end: bool) -> datetime | None:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mensajero.models import CommunicationLog, Message, Organization
+from mensajero.rest.sendme123 import MessageList
 from mensajero.services import credits
 from mensajero.settings import Settings
 from tests.factories import (
@@ -153,6 +154,35 @@ async def _ids(http: httpx.AsyncClient, caller: Caller, params: dict[str, Any]) 
     response = await _get(http, caller, params)
     assert response.status_code == 200, response.text
     return [item["id"] for item in response.json()["data"]]
+
+
+async def test_list_body_is_exactly_what_the_response_models_write(
+    http: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """The page is shaped as plain dicts for speed; MessageList (the OpenAPI schema) must
+    validate it and write it back byte for byte: same keys, order and value formats."""
+    d = await build_dataset(session)
+    # A message without client or campaign, with an unknown provider and a foreign number.
+    await create_message(
+        session,
+        d.caller.organization,
+        body="Sin contacto",
+        recipient="+4915112345678",
+        country_code=None,
+        provider="acme",
+        status="SENT",
+        sent_at=BASE + timedelta(minutes=5, microseconds=999_999),
+        created_at=BASE + timedelta(minutes=5),
+    )
+
+    for params in ({}, {"limit": 2, "page": 2}, {"status": "UNDELIVERED"}, {"page": 99}):
+        response = await _get(http, d.caller, params)
+
+        assert response.status_code == 200, response.text
+        assert MessageList.model_validate_json(response.content).model_dump_json().encode() == (
+            response.content
+        )
+    assert len((await _get(http, d.caller)).json()["data"]) == 5
 
 
 async def test_list_answers_every_key_of_the_seed(

@@ -10,12 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mensajero.db import create_sessionmaker
 from mensajero.models import Message, MessageCount, MessageCountTotal, uuid7
-from mensajero.repositories.message import MessageRepository, compact_message_counts
+from mensajero.repositories.message import (
+    CommunicationLogRepository,
+    MessageRepository,
+    compact_message_counts,
+)
 from mensajero.services import message as message_service
-from mensajero.services.listing import MessageFilter, TimeRange
+from mensajero.services.listing import LogFilter, MessageFilter, TimeRange
 from mensajero.workers import stats as stats_jobs
 from tests.conftest import Backend
-from tests.factories import create_caller, create_client, create_message
+from tests.factories import create_caller, create_client, create_log, create_message
 
 BASE = datetime(2026, 4, 1, 10, 0, tzinfo=UTC)
 KEY = ("organization_id", "channel", "communication_type", "status", "direction")
@@ -217,3 +221,59 @@ async def test_compaction_job_keeps_every_sum(
         await stats_jobs.compact_message_counts({"sessionmaker": create_sessionmaker(connection)})
         == 0
     )
+
+
+async def test_log_summaries_from_the_attempt_rollup_equal_the_exact_ones(
+    session: AsyncSession,
+) -> None:
+    caller = await create_caller(session)
+    org = caller.organization
+    client = await create_client(session, org, email="ana@example.com")
+    statuses = ["DELIVERED", "READ", "BOUNCED", "FAILED", "SENT", "QUEUED"]
+    messages = []
+    for index, status in enumerate(statuses * 2):
+        message = await create_message(
+            session,
+            org,
+            client=client,
+            channel=("email", "whatsapp", "sms")[index % 3],
+            communication_type=("manual", "receipt")[index % 2],
+            status=status,
+            created_at=BASE + timedelta(minutes=25 * index),
+            log=False,
+        )
+        await create_log(
+            session,
+            message,
+            opened_at=BASE if index % 4 == 0 else None,
+            delivered_at=BASE if status == "BOUNCED" else None,
+        )
+        messages.append(message)
+    inbound = await create_message(
+        session,
+        org,
+        client=client,
+        channel="whatsapp",
+        direction="inbound",
+        status="RECEIVED",
+        log=False,
+    )
+    await create_log(session, inbound)
+    # A soft-deleted message's attempts count nowhere.
+    await session.execute(
+        update(Message).where(Message.id == messages[0].id).values(deleted_at=BASE)
+    )
+
+    repository = CommunicationLogRepository(session, org.id)
+    for log_filter in (
+        LogFilter(),
+        LogFilter(channels=("email",)),
+        LogFilter(channels=("whatsapp",), communication_types=("receipt",)),
+        LogFilter(created=TimeRange(BASE + timedelta(hours=1), BASE + timedelta(hours=4))),
+    ):
+        exact = await repository.summary(log_filter)
+        summarized = await message_service.summarize_logs(
+            session, organization_id=org.id, log_filter=log_filter
+        )
+        assert summarized == exact, log_filter
+    assert (await repository.summary(LogFilter())).total == 12
