@@ -6,8 +6,8 @@ case-sensitive unique constraint let both in. This unique index on
 ``lower(name)`` settles the race in the database, on both backends.
 
 Revision ID: c9d0e1f2a3b4
-Revises: b8c9d0e1f2a3
-Create Date: 2026-11-22 16:30:00.000000+00:00
+Revises: 10876419e5d1
+Create Date: 2026-11-22 16:40:00.000000+00:00
 
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "c9d0e1f2a3b4"
-down_revision: str | Sequence[str] | None = "b8c9d0e1f2a3"
+down_revision: str | Sequence[str] | None = "10876419e5d1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
