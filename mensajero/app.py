@@ -24,6 +24,7 @@ from mensajero.redis import create_redis
 from mensajero.rest import shim_routes
 from mensajero.rest.provider_webhooks import provider_webhook_routes
 from mensajero.schema.broadcast import SubscriptionBroadcaster
+from mensajero.schema.frames import ServerSendMiddleware
 from mensajero.schema.graphiql import STATIC_DIRECTORY, STATIC_URL_PATH
 from mensajero.schema.view import create_graphql_endpoint
 from mensajero.settings import Settings, get_settings
@@ -125,7 +126,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=build_routes(),
-        middleware=[Middleware(MetricsMiddleware)],
+        middleware=[Middleware(ServerSendMiddleware), Middleware(MetricsMiddleware)],
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
