@@ -243,6 +243,8 @@ class SubscriptionBroadcaster:
         self._groups: dict[GroupKey, SharedSubscription] = {}
         self.executions = 0
         self.slow_consumers = 0
+        # Sockets opened with frames written straight to the connection (see frames.py).
+        self.direct_write_sockets = 0
 
     @property
     def group_count(self) -> int:
@@ -304,13 +306,14 @@ class SharedGraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, Non
             return
         self._shared = True
         websocket: WebSocket = self.context.request  # type: ignore[assignment]
-        self.outbox = SocketOutbox(
-            websocket,
-            app_state.settings.subscription_outbox_limit,
+        direct = (
             DirectFrameWriter.for_scope(websocket.scope)
             if app_state.settings.subscription_direct_writes
-            else None,
+            else None
         )
+        if direct is not None:
+            app_state.subscription_broadcaster.direct_write_sockets += 1
+        self.outbox = SocketOutbox(websocket, app_state.settings.subscription_outbox_limit, direct)
         self._cut = asyncio.Event()
         writer = asyncio.create_task(self.outbox.run(), name="ws-outbox")
         protocol = asyncio.create_task(super().handle(), name="ws-protocol")
