@@ -53,12 +53,19 @@ class DirectFrameWriter:
         """A writer if the socket is served by uvicorn's websockets-sansio, else None."""
         send = scope.get(SERVER_SEND_SCOPE_KEY)
         protocol = getattr(send, "__self__", None)
-        if (
+        if not (
             isinstance(protocol, WebSocketsSansIOProtocol)
             and getattr(send, "__func__", None) is WebSocketsSansIOProtocol.send
         ):
-            return cls(protocol)
-        return None
+            return None
+        # The attributes this writer relies on: another uvicorn release may rename
+        # them, in which case the socket simply takes the ASGI path.
+        if not all(
+            hasattr(protocol, name)
+            for name in ("conn", "transport", "writable", "close_sent", "disconnected")
+        ):
+            return None
+        return cls(protocol)
 
     @property
     def open(self) -> bool:
