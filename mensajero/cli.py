@@ -52,7 +52,7 @@ def serve(
         err=True,
     )
     uvicorn.run(
-        "mensajero.app:create_app",
+        "mensajero.app:create_served_app",
         factory=True,
         host=host,
         port=port,

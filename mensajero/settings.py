@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     subscription_shared_execution: bool = True
     subscription_buffer_size: int = 1_000
     subscription_outbox_limit: int = 1_000
+    # Under uvicorn's websockets-sansio, write fan-out frames straight to the
+    # connection instead of one ASGI send per frame (off: the ASGI path, to compare).
+    subscription_direct_writes: bool = True
+    # `mensajero serve`: freeze the loaded code out of the garbage collector's walks and
+    # collect the young generation less often (see mensajero.app.SERVER_GC_THRESHOLDS).
+    server_gc_tuning: bool = True
 
     # How long an authenticated key is trusted without asking the database.
     # Revocations in this process apply at once; in other processes within this.

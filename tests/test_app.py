@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -200,3 +204,25 @@ class _DeadRedis:
 
     async def ping(self) -> None:
         raise ConnectionError("redis is down")
+
+
+@pytest.mark.parametrize(("tuning", "expected"), [("true", "True"), ("false", "False")])
+def test_the_served_app_tunes_garbage_collection_unless_told_not_to(
+    tuning: str, expected: str
+) -> None:
+    # In a process of its own: freezing would reach every object of the test run.
+    probe = (
+        "import gc; from mensajero.app import SERVER_GC_THRESHOLDS, create_served_app; "
+        "create_served_app(); "
+        "print(gc.get_threshold() == SERVER_GC_THRESHOLDS and gc.get_freeze_count() > 0)"
+    )
+    env = {
+        **os.environ,
+        "MENSAJERO_SERVER_GC_TUNING": tuning,
+        "MENSAJERO_DATABASE_URL": "sqlite+aiosqlite:///:memory:",
+        "MENSAJERO_REDIS_URL": "memory://",
+    }
+    answer = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert answer.stdout.strip() == expected, answer.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,7 @@ class World:
     redis: ArqRedis
     org_a: Caller
     org_b: Caller
+    direct_writes: bool = True
 
     @property
     def hub(self) -> EventHub:
@@ -85,14 +87,32 @@ async def _delete_organizations(backend: Backend, callers: list[Caller]) -> None
         await session.commit()
 
 
-@pytest_asyncio.fixture
-async def world(backend: Backend, redis: ArqRedis) -> AsyncIterator[World]:
+@asynccontextmanager
+async def _world(backend: Backend, redis: ArqRedis, **settings: Any) -> AsyncIterator[World]:
     callers = await _committed_callers(backend, 2)
     try:
-        async with live_server(backend.settings(subscription_outbox_limit=50)) as server:
+        async with live_server(
+            backend.settings(subscription_outbox_limit=50, **settings)
+        ) as server:
             yield World(backend, server, redis, *callers)
     finally:
         await _delete_organizations(backend, callers)
+
+
+@pytest_asyncio.fixture
+async def world(backend: Backend, redis: ArqRedis) -> AsyncIterator[World]:
+    async with _world(backend, redis) as world:
+        yield world
+
+
+@pytest_asyncio.fixture(params=[True, False], ids=["direct-writes", "asgi-writes"])
+async def fanout_world(
+    backend: Backend, redis: ArqRedis, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    """Fan-out frames written straight to uvicorn's connection, or through ASGI sends."""
+    async with _world(backend, redis, subscription_direct_writes=request.param) as world:
+        world.direct_writes = request.param
+        yield world
 
 
 def status_event(
@@ -369,7 +389,8 @@ async def test_legacy_graphql_ws_rejects_a_bad_key(world: World) -> None:
             await client.receive()
 
 
-async def test_identical_subscriptions_share_one_execution(world: World) -> None:
+async def test_identical_subscriptions_share_one_execution(fanout_world: World) -> None:
+    world = fanout_world
     org = world.org_a
     reformatted = " ".join(STATUS_CHANGES.split())  # same operation, other formatting
     async with (
@@ -381,6 +402,8 @@ async def test_identical_subscriptions_share_one_execution(world: World) -> None
         await second.subscribe("b", reformatted)
         await third.subscribe("c", STATUS_CHANGES, {"filter": {"queueId": "q-x"}})
         await wait_until(lambda: world.broadcaster.member_count == 3)
+        # Under uvicorn's websockets-sansio (as served) frames go straight to the wire.
+        assert world.broadcaster.direct_write_sockets == (3 if world.direct_writes else 0)
         # Two executions (two distinct operations), hence two bus subscriptions.
         assert world.broadcaster.group_count == 2
         await world.wait_for_bus_subscribers(2)
@@ -402,8 +425,9 @@ async def test_identical_subscriptions_share_one_execution(world: World) -> None
 
 
 async def test_a_slow_consumer_is_told_and_disconnected_without_slowing_others(
-    world: World,
+    fanout_world: World,
 ) -> None:
+    world = fanout_world
     org = world.org_a
     padding = {"note": "x" * 4_000}
     events = [

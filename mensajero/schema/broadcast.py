@@ -44,6 +44,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
 from mensajero.schema.context import Context
+from mensajero.schema.frames import DirectFrameWriter
 
 logger = logging.getLogger("mensajero.subscriptions")
 
@@ -73,40 +74,56 @@ def _normalized_subscription(query: str, operation_name: str | None) -> str | No
     return print_ast(document)
 
 
-def _encode_payload(result: ExecutionResult) -> str:
+def _encode_payload(result: ExecutionResult) -> bytes:
     payload: dict[str, Any] = {"data": result.data}
     if result.errors:
         payload["errors"] = [error.formatted for error in result.errors]
     if result.extensions:
         payload["extensions"] = result.extensions
-    return orjson.dumps(payload).decode()
+    return orjson.dumps(payload)
+
+
+# Frames handed to the transport per write when a backlog drains: small enough that
+# a paused transport (a slow reader) is noticed between chunks.
+_DRAIN_CHUNK = 16
 
 
 class SocketOutbox:
-    """Frames waiting to be written to one websocket, in order, by one writer task.
+    """Frames (UTF-8 JSON text) for one websocket, written in order.
 
-    Fan-out frames are offered (refused when ``limit`` are already waiting); protocol
-    messages (acks, pongs, completions, errors) are pushed and never refused.
+    A frame is written at once, from the caller's task, when nothing is waiting and the
+    connection can take it (direct writes, see :mod:`mensajero.schema.frames`);
+    otherwise it waits here for the writer task (``run``), which drains the backlog as
+    the transport allows. Fan-out frames are offered (refused when ``limit`` are
+    already waiting); protocol messages (acks, pongs, completions, errors) are pushed
+    and never refused.
     """
 
-    def __init__(self, websocket: WebSocket, limit: int) -> None:
+    def __init__(
+        self, websocket: WebSocket, limit: int, direct: DirectFrameWriter | None = None
+    ) -> None:
         self.websocket = websocket
         self.limit = limit
-        self._frames: deque[str] = deque()
+        self._direct = direct
+        self._frames: deque[bytes] = deque()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def offer(self, frame: str) -> bool:
+    def offer(self, frame: bytes) -> bool:
         if len(self._frames) >= self.limit:
             return False
         self.push(frame)
         return True
 
-    def push(self, frame: str) -> None:
+    def push(self, frame: bytes) -> None:
+        if not self._frames:
+            direct = self._direct
+            if direct is not None and direct.can_write_now and direct.write([frame]):
+                return
+            self._idle.clear()
+            self._wakeup.set()
         self._frames.append(frame)
-        self._idle.clear()
-        self._wakeup.set()
 
     def clear(self) -> None:
         self._frames.clear()
@@ -115,11 +132,21 @@ class SocketOutbox:
         await self._idle.wait()
 
     async def run(self) -> None:
+        """Drain the backlog; returns once the connection is closed (direct writes)."""
+        frames = self._frames
+        direct = self._direct
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._frames:
-                await self.websocket.send_text(self._frames.popleft())
+            while frames:
+                if direct is None:
+                    await self.websocket.send_text(frames.popleft().decode())
+                    continue
+                if not await direct.wait_writable():
+                    return
+                chunk = [frames.popleft() for _ in range(min(len(frames), _DRAIN_CHUNK))]
+                if not direct.write(chunk):
+                    return
             self._idle.set()
 
 
@@ -129,16 +156,16 @@ class _Member:
 
     handler: SharedGraphQLTransportWSHandler
     operation_id: str
-    prefix: str  # '{"id":<id>,"type":"next","payload":'
+    prefix: bytes  # b'{"id":<id>,"type":"next","payload":'
     # Resolved with the operation's last word once the shared stream ends for it.
     outcome: asyncio.Future[dict[str, Any] | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
-    def deliver(self, payload_json: str) -> None:
+    def deliver(self, payload_json: bytes) -> None:
         if self.outcome.done() or self.handler.is_slow:
             return  # a cut-off socket gets nothing after its error message
-        if not self.handler.outbox.offer(f"{self.prefix}{payload_json}}}"):
+        if not self.handler.outbox.offer(self.prefix + payload_json + b"}"):
             self.handler.on_slow_consumer()
 
     def finish(self, message: dict[str, Any] | None) -> None:
@@ -216,6 +243,8 @@ class SubscriptionBroadcaster:
         self._groups: dict[GroupKey, SharedSubscription] = {}
         self.executions = 0
         self.slow_consumers = 0
+        # Sockets opened with frames written straight to the connection (see frames.py).
+        self.direct_write_sockets = 0
 
     @property
     def group_count(self) -> int:
@@ -276,10 +305,15 @@ class SharedGraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, Non
             await super().handle()
             return
         self._shared = True
-        self.outbox = SocketOutbox(
-            self.context.request,  # type: ignore[arg-type]
-            app_state.settings.subscription_outbox_limit,
+        websocket: WebSocket = self.context.request  # type: ignore[assignment]
+        direct = (
+            DirectFrameWriter.for_scope(websocket.scope)
+            if app_state.settings.subscription_direct_writes
+            else None
         )
+        if direct is not None:
+            app_state.subscription_broadcaster.direct_write_sockets += 1
+        self.outbox = SocketOutbox(websocket, app_state.settings.subscription_outbox_limit, direct)
         self._cut = asyncio.Event()
         writer = asyncio.create_task(self.outbox.run(), name="ws-outbox")
         protocol = asyncio.create_task(super().handle(), name="ws-protocol")
@@ -298,7 +332,7 @@ class SharedGraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, Non
             await super().send_message(message)
             return
         # Every protocol message goes through the outbox so frames keep their order.
-        self.outbox.push(orjson.dumps(message).decode())
+        self.outbox.push(orjson.dumps(message))
 
     def on_slow_consumer(self) -> None:
         """The outbox overflowed: tell every shared operation, then cut the socket."""
@@ -316,7 +350,7 @@ class SharedGraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, Non
         }
         for operation_id in list(self.operations):
             self.outbox.push(
-                orjson.dumps({"id": operation_id, "type": "error", "payload": [error]}).decode()
+                orjson.dumps({"id": operation_id, "type": "error", "payload": [error]})
             )
         asyncio.get_running_loop().create_task(self._disconnect_slow_consumer())
 
@@ -349,7 +383,7 @@ class SharedGraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, Non
         member = _Member(
             handler=self,
             operation_id=operation.id,
-            prefix=f'{{"id":{orjson.dumps(operation.id).decode()},"type":"next","payload":',
+            prefix=b'{"id":' + orjson.dumps(operation.id) + b',"type":"next","payload":',
         )
         # The group executes with a context of its own: results depend only on the
         # organization and scopes (both in the key), never on one socket.
