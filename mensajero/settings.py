@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     # Under uvicorn's websockets-sansio, write fan-out frames straight to the
     # connection instead of one ASGI send per frame (off: the ASGI path, to compare).
     subscription_direct_writes: bool = True
+    # A websocket's key is checked again this often: a revoked or expired key closes its
+    # live subscriptions (4403) within this plus ``auth_cache_seconds``.
+    websocket_key_recheck_seconds: float = 30.0
     # `mensajero serve`: freeze the loaded code out of the garbage collector's walks and
     # collect the young generation less often (see mensajero.app.SERVER_GC_THRESHOLDS).
     server_gc_tuning: bool = True

@@ -25,6 +25,7 @@ from mensajero.db import create_sessionmaker
 from mensajero.events import EventHub, StatusEvent, publish
 from mensajero.models import CommunicationLog, Organization, utcnow
 from mensajero.schema.broadcast import SubscriptionBroadcaster
+from mensajero.services.organization import revoke_api_key
 from tests.conftest import Backend
 from tests.factories import Caller, create_caller, create_message
 from tests.live import (
@@ -330,6 +331,44 @@ async def test_a_bad_key_closes_the_socket_with_4403(world: World, payload: dict
             await client.receive()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4403
+
+
+async def test_a_key_revoked_mid_subscription_closes_its_socket_only(
+    backend: Backend, redis: ArqRedis
+) -> None:
+    """Keys are checked again while subscriptions live: revoking one closes its sockets
+    with 4403; other keys' sockets go on receiving."""
+    async with (
+        _world(backend, redis, websocket_key_recheck_seconds=0.2) as world,
+        graphql_ws(world.server, key=world.org_a.key) as revoked,
+        graphql_ws(world.server, key=world.org_b.key) as kept,
+    ):
+        await revoked.subscribe("1", STATUS_CHANGES)
+        await kept.subscribe("1", STATUS_CHANGES)
+        await world.wait_for_bus_subscribers(2)
+        await asyncio.sleep(0.5)  # a few checks pass while the keys are valid
+        first = status_event(world.org_a, previous="QUEUED", status="SENT")
+        await publish(world.redis, [first])
+        _, data = await revoked.next_data()
+        assert data["messageStatusChanged"]["messageId"] == first.message_id
+
+        async with create_sessionmaker(backend.engine)() as session:
+            await revoke_api_key(
+                session,
+                organization_id=world.org_a.organization.id,
+                api_key_id=world.org_a.api_key.id,
+            )
+            await session.commit()
+        with pytest.raises(ConnectionClosed) as closed:
+            await revoked.receive(within=10.0)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4403
+        assert closed.value.rcvd.reason == "API key revoked"
+
+        later = status_event(world.org_b, previous="QUEUED", status="SENT")
+        await publish(world.redis, [later])
+        _, data = await kept.next_data()
+        assert data["messageStatusChanged"]["messageId"] == later.message_id
 
 
 async def test_subscribing_before_connection_init_closes_with_4401(world: World) -> None:

@@ -28,6 +28,8 @@ class Context:
     # GraphQL resolves sibling fields concurrently, but an AsyncSession allows
     # one operation at a time: every use of the request's session takes turns.
     _session_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # A websocket's periodic check of its key (see MensajeroGraphQL.on_ws_connect).
+    key_watch: asyncio.Task[None] | None = None
 
     @property
     def principal(self) -> Principal:

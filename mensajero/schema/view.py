@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Any
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -25,6 +29,8 @@ from mensajero.services.auth import (
     extract_api_key_from_payload,
 )
 from mensajero.services.errors import Unauthenticated
+
+logger = logging.getLogger(__name__)
 
 
 class MensajeroGraphQL(GraphQL[Context, None]):
@@ -59,17 +65,53 @@ class MensajeroGraphQL(GraphQL[Context, None]):
         protocol answers ``connection_error``).
         """
         params = getattr(context, "connection_params", None)
+        raw_key = extract_api_key_from_payload(params if isinstance(params, dict) else None)
         try:
             async with transaction(context.sessionmaker) as session:
-                context.principal_or_none = await authenticate(
-                    session,
-                    extract_api_key_from_payload(params if isinstance(params, dict) else None),
-                )
+                context.principal_or_none = await authenticate(session, raw_key)
         except Unauthenticated as error:
             raise ConnectionRejectionError(
                 {"message": error.message, "extensions": {"code": error.code}}
             ) from error
+        assert raw_key is not None and isinstance(context.request, WebSocket)
+        settings = context.request.app.state.settings
+        context.key_watch = asyncio.create_task(
+            _close_when_key_stops_working(
+                context.request,
+                context.sessionmaker,
+                raw_key,
+                interval=settings.websocket_key_recheck_seconds,
+                cache_seconds=settings.auth_cache_seconds,
+            ),
+            name="websocket-key-watch",
+        )
         return UNSET
+
+
+async def _close_when_key_stops_working(
+    websocket: WebSocket,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    raw_key: str,
+    *,
+    interval: float,
+    cache_seconds: float,
+) -> None:
+    """A subscription lives for hours; its key may be revoked or expire meanwhile.
+
+    Checked like any request's key (through the per-process cache); once it fails
+    the socket is closed with 4403, the code a bad key gets at ``connection_init``.
+    A database that cannot answer does not close anybody's socket.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await authenticate_request_key(sessionmaker, raw_key, ttl_seconds=cache_seconds)
+        except Unauthenticated as error:
+            with contextlib.suppress(Exception):  # already closing: nothing to tell
+                await websocket.close(code=4403, reason=error.message)
+            return
+        except Exception:
+            logger.warning("could not re-check a websocket's API key", exc_info=True)
 
 
 def _wants_graphql_ide(scope: Scope) -> bool:
@@ -120,6 +162,8 @@ class GraphQLEndpoint:
         finally:
             context: Context | None = state.get("graphql_context")
             if context is not None:
+                if context.key_watch is not None:
+                    context.key_watch.cancel()
                 await context.close()
 
 
