@@ -82,15 +82,20 @@ async def resolve_message_filter(
     return replace(f, start_date=None, end_date=None, created=_intersect(f.created, days))
 
 
-def _rollup_can_answer(f: MessageFilter) -> bool:
-    for name in MessageFilter.__slots__:  # type: ignore[attr-defined]
-        if name not in _ROLLUP_FIELDS and getattr(f, name) is not None:
-            return False
-    bounds = [] if f.created is None else [f.created.start, f.created.end]
+def _on_whole_hours(created: TimeRange | None) -> bool:
+    """Whether a creation range starts and ends on whole hours (the rollups' buckets)."""
+    bounds = [] if created is None else [created.start, created.end]
     return all(
         bound is None or (bound.minute, bound.second, bound.microsecond) == (0, 0, 0)
         for bound in bounds
     )
+
+
+def _rollup_can_answer(f: MessageFilter) -> bool:
+    for name in MessageFilter.__slots__:  # type: ignore[attr-defined]
+        if name not in _ROLLUP_FIELDS and getattr(f, name) is not None:
+            return False
+    return _on_whole_hours(f.created)
 
 
 async def list_messages(
@@ -235,11 +240,7 @@ def _attempt_rollup_can_answer(f: LogFilter) -> bool:
     """The rollup counts attempts per hour, channel, type and direction: nothing finer."""
     if any(ids is not None for ids in (f.client_ids, f.statuses, f.campaign_ids, f.message_ids)):
         return False
-    bounds = [] if f.created is None else [f.created.start, f.created.end]
-    return all(
-        bound is None or (bound.minute, bound.second, bound.microsecond) == (0, 0, 0)
-        for bound in bounds
-    )
+    return _on_whole_hours(f.created)
 
 
 async def _rolled_up_log_summary(
