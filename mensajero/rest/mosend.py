@@ -18,7 +18,6 @@ calendar days of the organization's time zone (both inclusive).
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -64,7 +63,7 @@ class ConversationTimes(ApiModel):
 
     @classmethod
     def of(cls, times: DurationStats) -> ConversationTimes:
-        return cls(**dataclasses.asdict(times))
+        return cls(**report_service.fields_of(times))
 
 
 class ConversationMetrics(ApiModel):
@@ -77,14 +76,7 @@ class ConversationMetrics(ApiModel):
 
     @classmethod
     def of(cls, summary: report_service.ConversationSummary) -> ConversationMetrics:
-        return cls(
-            total=summary.total,
-            open=summary.open,
-            pending=summary.pending,
-            resolved=summary.resolved,
-            unassigned=summary.unassigned,
-            times=ConversationTimes.of(summary.times),
-        )
+        return cls(**report_service.fields_of(summary, times=ConversationTimes.of(summary.times)))
 
 
 class AttemptMetrics(ApiModel):
@@ -333,13 +325,11 @@ def _own_organization(request: Request, principal: Principal) -> bool:
 
 def _agent(agent: report_service.AgentStats) -> AgentMetrics:
     return AgentMetrics(
-        member_id=str(agent.member_id) if agent.member_id else None,
-        name=agent.name,
-        email=agent.email,
-        conversations=agent.conversations,
-        open=agent.open,
-        resolved=agent.resolved,
-        times=ConversationTimes.of(agent.times),
+        **report_service.fields_of(
+            agent,
+            member_id=str(agent.member_id) if agent.member_id else None,
+            times=ConversationTimes.of(agent.times),
+        )
     )
 
 
@@ -366,14 +356,7 @@ async def get_summary(request: Request, principal: Principal) -> Response:
         conversations=ConversationMetrics.of(summary.conversations),
         agents=[_agent(agent) for agent in summary.agents],
         tags=[
-            TagMetrics(
-                tag_id=str(tag.tag_id),
-                name=tag.name,
-                color=tag.color,
-                clients=tag.clients,
-                messages=tag.messages,
-                conversations=tag.conversations,
-            )
+            TagMetrics(**report_service.fields_of(tag, tag_id=str(tag.tag_id)))
             for tag in summary.tags
         ],
     )
@@ -433,42 +416,27 @@ async def get_billing(request: Request, principal: Principal) -> Response:
             session, organization_id=principal.organization_id
         )
     data = BillingData(
-        balance=billing.balance,
-        topped_up=billing.topped_up,
-        debited=billing.debited,
-        refunded=billing.refunded,
-        adjusted=billing.adjusted,
-        consumption_by_channel=[
-            ChannelConsumptionOut(
-                channel=c.channel,
-                debited=c.debited,
-                refunded=c.refunded,
-                net=c.net,
-                messages=c.messages,
-            )
-            for c in billing.consumption_by_channel
-        ],
-        months=[
-            MonthBillingOut(
-                month=m.month.strftime("%Y-%m"),
-                debited=m.debited,
-                refunded=m.refunded,
-                topped_up=m.topped_up,
-                net_consumption=m.net_consumption,
-                messages=m.messages,
-            )
-            for m in billing.months
-        ],
-        topups=[
-            TopUp(
-                id=str(t.id),
-                amount=t.amount,
-                balance_after=t.balance_after,
-                description=t.description,
-                created_at=t.created_at,
-            )
-            for t in billing.topups
-        ],
+        **report_service.fields_of(
+            billing,
+            consumption_by_channel=[
+                ChannelConsumptionOut(**report_service.fields_of(c))
+                for c in billing.consumption_by_channel
+            ],
+            months=[
+                MonthBillingOut(**report_service.fields_of(m, month=m.month.strftime("%Y-%m")))
+                for m in billing.months
+            ],
+            topups=[
+                TopUp(
+                    id=str(t.id),
+                    amount=t.amount,
+                    balance_after=t.balance_after,
+                    description=t.description,
+                    created_at=t.created_at,
+                )
+                for t in billing.topups
+            ],
+        )
     )
     return _envelope(BillingResponse, data)
 

@@ -7,7 +7,6 @@ Durations are seconds; rates are percentages with two decimals.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date, datetime
 from uuid import UUID
 
@@ -61,7 +60,7 @@ class ConversationTimes:
 
     @classmethod
     def of(cls, times: report_service.DurationStats) -> ConversationTimes:
-        return cls(**dataclasses.asdict(times))
+        return cls(**report_service.fields_of(times))
 
 
 @strawberry.type
@@ -75,14 +74,7 @@ class ConversationMetrics:
 
     @classmethod
     def of(cls, summary: report_service.ConversationSummary) -> ConversationMetrics:
-        return cls(
-            total=summary.total,
-            open=summary.open,
-            pending=summary.pending,
-            resolved=summary.resolved,
-            unassigned=summary.unassigned,
-            times=ConversationTimes.of(summary.times),
-        )
+        return cls(**report_service.fields_of(summary, times=ConversationTimes.of(summary.times)))
 
 
 @strawberry.type(description="One agent's conversations (memberId null: the unassigned ones).")
@@ -97,15 +89,7 @@ class AgentReport:
 
     @classmethod
     def of(cls, agent: report_service.AgentStats) -> AgentReport:
-        return cls(
-            member_id=agent.member_id,
-            name=agent.name,
-            email=agent.email,
-            conversations=agent.conversations,
-            open=agent.open,
-            resolved=agent.resolved,
-            times=ConversationTimes.of(agent.times),
-        )
+        return cls(**report_service.fields_of(agent, times=ConversationTimes.of(agent.times)))
 
 
 @strawberry.type(description="One tag: its clients, their messages and conversations.")
@@ -119,14 +103,7 @@ class TagReport:
 
     @classmethod
     def of(cls, tag: report_service.TagStats) -> TagReport:
-        return cls(
-            tag_id=tag.tag_id,
-            name=tag.name,
-            color=tag.color,
-            clients=tag.clients,
-            messages=tag.messages,
-            conversations=tag.conversations,
-        )
+        return cls(**report_service.fields_of(tag))
 
 
 @strawberry.type(description="The dashboard.")
@@ -269,42 +246,24 @@ class BillingReport:
     @classmethod
     def of(cls, billing: report_service.BillingReport) -> BillingReport:
         return cls(
-            balance=billing.balance,
-            topped_up=billing.topped_up,
-            debited=billing.debited,
-            refunded=billing.refunded,
-            adjusted=billing.adjusted,
-            consumption_by_channel=[
-                ChannelConsumption(
-                    channel=c.channel,
-                    debited=c.debited,
-                    refunded=c.refunded,
-                    net=c.net,
-                    messages=c.messages,
-                )
-                for c in billing.consumption_by_channel
-            ],
-            months=[
-                MonthBilling(
-                    month=m.month,
-                    debited=m.debited,
-                    refunded=m.refunded,
-                    topped_up=m.topped_up,
-                    net_consumption=m.net_consumption,
-                    messages=m.messages,
-                )
-                for m in billing.months
-            ],
-            topups=[
-                TopUp(
-                    id=t.id,
-                    amount=t.amount,
-                    balance_after=t.balance_after,
-                    description=t.description,
-                    created_at=t.created_at,
-                )
-                for t in billing.topups
-            ],
+            **report_service.fields_of(
+                billing,
+                consumption_by_channel=[
+                    ChannelConsumption(**report_service.fields_of(c))
+                    for c in billing.consumption_by_channel
+                ],
+                months=[MonthBilling(**report_service.fields_of(m)) for m in billing.months],
+                topups=[
+                    TopUp(
+                        id=t.id,
+                        amount=t.amount,
+                        balance_after=t.balance_after,
+                        description=t.description,
+                        created_at=t.created_at,
+                    )
+                    for t in billing.topups
+                ],
+            )
         )
 
 

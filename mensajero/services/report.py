@@ -19,8 +19,9 @@ import statistics
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -485,6 +486,15 @@ class MessagingReport:
     by_status: dict[str, int]
     by_day: list[DayMessaging]
     conversations: ConversationSummary
+
+
+def fields_of(value: Any, **replaced: Any) -> dict[str, Any]:
+    """A report dataclass's fields by name (shallow), some of them replaced.
+
+    The REST models and the GraphQL types name their fields as the service's results
+    do, so both doors build their shapes from this instead of copying field by field.
+    """
+    return {item.name: getattr(value, item.name) for item in fields(value)} | replaced
 
 
 def attempt_metrics(counts: AttemptCounts) -> dict[str, int | float]:
