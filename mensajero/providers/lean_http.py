@@ -98,7 +98,7 @@ class Headers(Mapping[str, str]):
 class LeanResponse:
     """The provider clients' response surface (status, headers, reason, JSON body)."""
 
-    __slots__ = ("status_code", "reason_phrase", "content", "_raw_headers", "_headers")
+    __slots__ = ("_headers", "_raw_headers", "content", "reason_phrase", "status_code")
 
     def __init__(
         self, status_code: int, reason: str, raw_headers: list[tuple[bytes, bytes]], content: bytes
@@ -127,7 +127,7 @@ class LeanResponse:
 class _Origin:
     """Where connections go, and the idle ones kept for reuse."""
 
-    __slots__ = ("key", "host", "port", "ssl", "idle")
+    __slots__ = ("host", "idle", "key", "port", "ssl")
 
     def __init__(self, key: tuple[str, str, int], ssl_context: ssl.SSLContext | None) -> None:
         self.key = key
@@ -139,7 +139,7 @@ class _Origin:
 class _Target:
     """A URL's prepared request head (request line, Host, User-Agent) and its origin."""
 
-    __slots__ = ("origin", "head")
+    __slots__ = ("head", "origin")
 
     def __init__(self, origin: _Origin, head: bytes) -> None:
         self.origin = origin
@@ -246,9 +246,7 @@ class _Connection(asyncio.Protocol):
         content = b"".join(self.body)
         if content:
             content = _decode(content, self.raw_headers)
-        return LeanResponse(
-            self.status, self.reason.decode("latin-1"), self.raw_headers, content
-        )
+        return LeanResponse(self.status, self.reason.decode("latin-1"), self.raw_headers, content)
 
     def _fail(self, error: Exception) -> None:
         waiter = self.waiter
@@ -258,13 +256,14 @@ class _Connection(asyncio.Protocol):
     def _timeout(self) -> None:
         self._fail(TimeoutError("no answer in time"))
 
-    async def request(self, data: bytes, timeout: float) -> LeanResponse:
+    async def request(self, data: bytes, deadline_seconds: float) -> LeanResponse:
         self._reset()
         self.parser = httptools.HttpResponseParser(self)
         waiter = self.waiter = self.loop.create_future()
         self.uses += 1
         self.transport.write(data)  # type: ignore[union-attr]
-        timer = self.loop.call_later(timeout, self._timeout)
+        # A timer handle, not asyncio.timeout(): no task or context manager per request.
+        timer = self.loop.call_later(deadline_seconds, self._timeout)
         try:
             return await waiter
         finally:
@@ -316,6 +315,7 @@ class LeanHTTPClient:
         max_connections: int = 100,
         connect_timeout: float = 5.0,
         timeout: float = 10.0,
+        pool_timeout: float | None = None,
         keepalive_seconds: float = 30.0,
         user_agent: str = "mensajero",
         ssl_context: ssl.SSLContext | None = None,
@@ -323,6 +323,8 @@ class LeanHTTPClient:
         self.max_connections = max(max_connections, 1)
         self.connect_timeout = connect_timeout
         self.timeout = timeout
+        # To get a connection, from the pool or new (connecting included).
+        self.pool_timeout = timeout if pool_timeout is None else pool_timeout
         self.keepalive_seconds = keepalive_seconds
         self.user_agent = user_agent
         self._ssl_context = ssl_context
@@ -446,7 +448,9 @@ class LeanHTTPClient:
                 )
         except TimeoutError:
             connection.close()
-            raise ConnectTimeout(f"could not connect to {origin.host}:{origin.port} in time") from None
+            raise ConnectTimeout(
+                f"could not connect to {origin.host}:{origin.port} in time"
+            ) from None
         except (OSError, ssl.SSLError) as e:
             connection.close()
             raise ConnectFailed(f"could not connect to {origin.host}:{origin.port}: {e}") from e
@@ -496,7 +500,7 @@ class LeanHTTPClient:
         parts.append(body)
         data = b"".join(parts)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
+        deadline = loop.time() + self.pool_timeout
         connection, reused = await self._acquire(target.origin, deadline)
         try:
             return await connection.request(data, self.timeout)
@@ -506,7 +510,7 @@ class LeanHTTPClient:
         finally:
             self._release(connection)
         # The stale keep-alive race on an idempotent call: once more, on a new connection.
-        connection = await self._fresh(target.origin, loop, deadline)
+        connection = await self._fresh(target.origin, loop, loop.time() + self.pool_timeout)
         try:
             return await connection.request(data, self.timeout)
         finally:
@@ -537,4 +541,3 @@ class LeanHTTPClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-

@@ -23,7 +23,9 @@ def provider_client(kind: str, *, timeout: float) -> ProviderHTTP:
                 provider_timeout_seconds=timeout,
                 provider_connect_timeout_seconds=timeout,
                 provider_http_client=(
-                    ProviderHTTPClientName.LEAN if kind == "lean" else ProviderHTTPClientName.AIOHTTP
+                    ProviderHTTPClientName.LEAN
+                    if kind == "lean"
+                    else ProviderHTTPClientName.AIOHTTP
                 ),
             )
         )
