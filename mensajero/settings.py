@@ -143,8 +143,9 @@ class Settings(BaseSettings):
     # A websocket's key is checked again this often: a revoked or expired key closes its
     # live subscriptions (4403) within this plus ``auth_cache_seconds``.
     websocket_key_recheck_seconds: float = 30.0
-    # `mensajero serve`: freeze the loaded code out of the garbage collector's walks and
-    # collect the young generation less often (see mensajero.app.SERVER_GC_THRESHOLDS).
+    # `mensajero serve` and `mensajero worker`: freeze the loaded code out of the garbage
+    # collector's walks and collect the young generation less often
+    # (see mensajero.gc_tuning.SERVER_GC_THRESHOLDS).
     server_gc_tuning: bool = True
 
     # How long an authenticated key is trusted without asking the database.
