@@ -33,6 +33,7 @@ from mensajero.providers.lean_http import (
     LeanHTTPClient,
     LeanResponse,
     ResponseFailed,
+    form_urlencode,
 )
 from mensajero.settings import ProviderHTTPClientName, Settings
 
@@ -204,7 +205,7 @@ class LeanProviderClient:
         """
         content_type: str | None
         if data is not None:
-            body = urlencode(data).encode()
+            body = form_urlencode(data)
             content_type = "application/x-www-form-urlencoded"
         elif json is not None:
             body = orjson.dumps(json)

@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import pytest_asyncio
@@ -28,6 +29,7 @@ from mensajero.providers.lean_http import (
     ConnectTimeout,
     LeanHTTPClient,
     ResponseFailed,
+    form_urlencode,
 )
 from mensajero.settings import Settings
 
@@ -422,3 +424,16 @@ async def test_https(serve: Callable[..., object], tls_files: tuple[Path, Path])
         with pytest.raises(ConnectFailed):
             await http.post(url, body=b"x=1")
     assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"To": "+573001234567", "Body": "Hola, te recordamos tu cita de mañana 😀"},
+        {"StatusCallback": "https://example.com/cb?attempt=0193-ab&x=1 2", "From": ""},
+        {"ñ=&+": "a\r\nb\t~._-%", "k": "".join(chr(c) for c in range(1, 300))},
+        {},
+    ],
+)
+def test_form_urlencode_is_urlencode(data: dict[str, str]) -> None:
+    assert form_urlencode(data) == urlencode(data).encode()
