@@ -433,9 +433,36 @@ async def claim_for_dispatch(
     a second run of the same job (or a second worker) from sending again.
     """
     now = now or utcnow()
-    claimed = await repository.claim_attempts(session, log_ids, now=now)
-    if not claimed:
-        return []
+    if repository.dialect_name(session) == "postgresql":
+        # Claim, timeline and message statuses in one statement.
+        claimed = await repository.claim_and_mark_sending(session, log_ids, now=now)
+        if not claimed:
+            return []
+    else:
+        claimed = await repository.claim_attempts(session, log_ids, now=now)
+        if not claimed:
+            return []
+        await _record_claim(session, claimed, now=now)
+    events.defer_publish(
+        session,
+        [
+            _claimed_event(
+                attempt,
+                event=TimelineEventType.SENDING,
+                previous_status=attempt.previous_status,
+                status=MessageStatus.SENDING,
+                occurred_at=now,
+            )
+            for attempt in claimed
+        ],
+    )
+    return claimed
+
+
+async def _record_claim(
+    session: AsyncSession, claimed: Sequence[ClaimedAttempt], *, now: datetime
+) -> None:
+    """SENDING timeline entries and message statuses, statement by statement (SQLite)."""
     await repository.insert_events(
         session,
         [
@@ -463,20 +490,6 @@ async def claim_for_dispatch(
         ],
         now=now,
     )
-    events.defer_publish(
-        session,
-        [
-            _claimed_event(
-                attempt,
-                event=TimelineEventType.SENDING,
-                previous_status=attempt.previous_status,
-                status=MessageStatus.SENDING,
-                occurred_at=now,
-            )
-            for attempt in claimed
-        ],
-    )
-    return claimed
 
 
 async def record_sent(
@@ -492,50 +505,25 @@ async def record_sent(
     saves the provider's id.
     """
     now = now or utcnow()
-    updated = await repository.mark_sent(
-        session,
-        [
-            SentRow(
-                log_id=attempt.id,
-                provider=result.provider,
-                external_id=result.external_id,
-                sent_at=sent_at,
-            )
-            for attempt, result, sent_at in accepted
-        ],
-        now=now,
-    )
-    batch = [item for item in accepted if item[0].id in updated]
-    await repository.insert_events(
-        session,
-        [
-            EventRow(
-                organization_id=attempt.organization_id,
-                log_id=attempt.id,
-                event=TimelineEventType.SENT,
-                occurred_at=sent_at,
-                dedup_key=status_dedup_key(TimelineEventType.SENT),
-                metadata={"provider": result.provider, "externalId": result.external_id},
-            )
-            for attempt, result, sent_at in batch
-        ],
-        now=now,
-    )
-    await repository.copy_status_to_latest_messages(
-        session,
-        [
-            LatestStatusRow(
-                message_id=attempt.message_id,
-                log_id=attempt.id,
-                attempt_number=attempt.attempt_number,
-                status=MessageStatus.SENT,
-                provider=result.provider,
-                sent_at=sent_at,
-            )
-            for attempt, result, sent_at in batch
-        ],
-        now=now,
-    )
+    rows = [
+        SentRow(
+            log_id=attempt.id,
+            provider=result.provider,
+            external_id=result.external_id,
+            sent_at=sent_at,
+        )
+        for attempt, result, sent_at in accepted
+    ]
+    if repository.dialect_name(session) == "postgresql":
+        # Status, timeline and message statuses in one statement.
+        updated = await repository.mark_sent_with_timeline(
+            session, rows, dedup_key=status_dedup_key(TimelineEventType.SENT), now=now
+        )
+        batch = [item for item in accepted if item[0].id in updated]
+    else:
+        updated = await repository.mark_sent(session, rows, now=now)
+        batch = [item for item in accepted if item[0].id in updated]
+        await _record_sent_rows(session, batch, now=now)
     await _defer_events(
         session,
         [
@@ -576,6 +564,45 @@ async def record_sent(
             ),
             now=now,
         )
+
+
+async def _record_sent_rows(
+    session: AsyncSession,
+    batch: Sequence[tuple[ClaimedAttempt, ProviderAccepted, datetime]],
+    *,
+    now: datetime,
+) -> None:
+    """SENT timeline entries and message statuses, statement by statement (SQLite)."""
+    await repository.insert_events(
+        session,
+        [
+            EventRow(
+                organization_id=attempt.organization_id,
+                log_id=attempt.id,
+                event=TimelineEventType.SENT,
+                occurred_at=sent_at,
+                dedup_key=status_dedup_key(TimelineEventType.SENT),
+                metadata={"provider": result.provider, "externalId": result.external_id},
+            )
+            for attempt, result, sent_at in batch
+        ],
+        now=now,
+    )
+    await repository.copy_status_to_latest_messages(
+        session,
+        [
+            LatestStatusRow(
+                message_id=attempt.message_id,
+                log_id=attempt.id,
+                attempt_number=attempt.attempt_number,
+                status=MessageStatus.SENT,
+                provider=result.provider,
+                sent_at=sent_at,
+            )
+            for attempt, result, sent_at in batch
+        ],
+        now=now,
+    )
 
 
 async def record_failure(

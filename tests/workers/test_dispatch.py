@@ -14,7 +14,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mensajero.db import create_sessionmaker
-from mensajero.models import CommunicationLog, Message, MessageStatus, Organization, utcnow
+from mensajero.models import (
+    CommunicationLog,
+    LogEvent,
+    Message,
+    MessageStatus,
+    Organization,
+    utcnow,
+)
 from mensajero.providers.registry import build_providers
 from mensajero.settings import SmsProviderName
 from mensajero.workers import delivery as delivery_jobs
@@ -160,6 +167,23 @@ async def test_transient_error_requeues_with_backoff_then_sends(
     assert (await delivery_jobs.dispatch(worker_ctx, [str(log_id)]))["sent"] == 1
     assert await timeline(session, log_id) == ["sending", "queued", "sending", "sent"]
     assert len(fake_twilio.messages) == 1
+    entries = (
+        await session.execute(
+            select(LogEvent.event, LogEvent.dedup_key, LogEvent.metadata_)
+            .where(LogEvent.log_id == log_id, LogEvent.event != "queued")
+            .order_by(LogEvent.created_at)
+        )
+    ).all()
+    # The retry's claim says which attempt it is; SENT carries the provider's id.
+    assert [tuple(entry) for entry in entries] == [
+        ("sending", None, None),
+        ("sending", None, {"attempt": 2}),
+        (
+            "sent",
+            "status:sent",
+            {"provider": "twilio", "externalId": fake_twilio.messages[0]["sid"]},
+        ),
+    ]
 
 
 async def test_rate_limit_honours_retry_after(
