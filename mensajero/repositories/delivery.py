@@ -38,6 +38,7 @@ from mensajero.models import (
     MessageStatus,
     TimelineEventType,
     uuid7,
+    uuid7_strings,
 )
 
 _logs = CommunicationLog.__table__  # type: ignore[attr-defined]
@@ -210,7 +211,7 @@ async def claim_and_mark_sending(
         _CLAIM_SQL,
         {
             "ids": list(log_ids),
-            "event_ids": [uuid7() for _ in log_ids],
+            "event_ids": list(uuid7_strings(len(log_ids))),
             "event": TimelineEventType.SENDING.value,
             "now": now,
         },
@@ -363,20 +364,28 @@ _MARK_SENT_SQL = text(
 
 
 async def mark_sent_with_timeline(
-    session: AsyncSession, rows: Sequence[SentRow], *, dedup_key: str, now: datetime
+    session: AsyncSession,
+    *,
+    log_ids: Sequence[uuid.UUID],
+    providers: Sequence[str],
+    external_ids: Sequence[str],
+    sent_ats: Sequence[datetime],
+    dedup_key: str,
+    now: datetime,
 ) -> set[uuid.UUID]:
     """PostgreSQL: :func:`mark_sent` plus the SENT timeline entries (``dedup_key``) and
-    message statuses, in one statement (see ``_MARK_SENT_SQL``)."""
-    if not rows:
+    message statuses, in one statement (see ``_MARK_SENT_SQL``). Columns, not rows:
+    they go to PostgreSQL as arrays."""
+    if not log_ids:
         return set()
     result = await session.execute(
         _MARK_SENT_SQL,
         {
-            "ids": [row.log_id for row in rows],
-            "providers": [row.provider for row in rows],
-            "external_ids": [row.external_id for row in rows],
-            "sent_ats": [row.sent_at for row in rows],
-            "event_ids": [uuid7() for _ in rows],
+            "ids": log_ids,
+            "providers": providers,
+            "external_ids": external_ids,
+            "sent_ats": sent_ats,
+            "event_ids": list(uuid7_strings(len(log_ids))),
             "event": TimelineEventType.SENT.value,
             "dedup_key": dedup_key,
             "now": now,

@@ -443,18 +443,14 @@ async def claim_for_dispatch(
         if not claimed:
             return []
         await _record_claim(session, claimed, now=now)
+    occurred_at = now.isoformat()
     events.defer_publish(
         session,
-        [
-            _claimed_event(
-                attempt,
-                event=TimelineEventType.SENDING,
-                previous_status=attempt.previous_status,
-                status=MessageStatus.SENDING,
-                occurred_at=now,
-            )
-            for attempt in claimed
-        ],
+        _batch_events(
+            [(attempt, occurred_at, None) for attempt in claimed],
+            event=TimelineEventType.SENDING,
+            status=MessageStatus.SENDING,
+        ),
     )
     return claimed
 
@@ -505,38 +501,46 @@ async def record_sent(
     saves the provider's id.
     """
     now = now or utcnow()
-    rows = [
-        SentRow(
-            log_id=attempt.id,
-            provider=result.provider,
-            external_id=result.external_id,
-            sent_at=sent_at,
-        )
-        for attempt, result, sent_at in accepted
-    ]
     if repository.dialect_name(session) == "postgresql":
         # Status, timeline and message statuses in one statement.
         updated = await repository.mark_sent_with_timeline(
-            session, rows, dedup_key=status_dedup_key(TimelineEventType.SENT), now=now
+            session,
+            log_ids=[attempt.id for attempt, _, _ in accepted],
+            providers=[result.provider for _, result, _ in accepted],
+            external_ids=[result.external_id for _, result, _ in accepted],
+            sent_ats=[sent_at for _, _, sent_at in accepted],
+            dedup_key=status_dedup_key(TimelineEventType.SENT),
+            now=now,
         )
         batch = [item for item in accepted if item[0].id in updated]
     else:
+        rows = [
+            SentRow(
+                log_id=attempt.id,
+                provider=result.provider,
+                external_id=result.external_id,
+                sent_at=sent_at,
+            )
+            for attempt, result, sent_at in accepted
+        ]
         updated = await repository.mark_sent(session, rows, now=now)
         batch = [item for item in accepted if item[0].id in updated]
         await _record_sent_rows(session, batch, now=now)
     await _defer_events(
         session,
-        [
-            _claimed_event(
-                attempt,
-                event=TimelineEventType.SENT,
-                previous_status=MessageStatus.SENDING,
-                status=MessageStatus.SENT,
-                occurred_at=sent_at,
-                metadata={"provider": result.provider, "externalId": result.external_id},
-            )
-            for attempt, result, sent_at in batch
-        ],
+        _batch_events(
+            [
+                (
+                    attempt,
+                    sent_at.isoformat(),
+                    {"provider": result.provider, "externalId": result.external_id},
+                )
+                for attempt, result, sent_at in batch
+            ],
+            event=TimelineEventType.SENT,
+            status=MessageStatus.SENT,
+            previous_status=MessageStatus.SENDING,
+        ),
     )
     for attempt, _result, sent_at in batch:
         if _is_agent_reply(attempt):
@@ -711,6 +715,47 @@ async def requeue_attempt(
         ],
     )
     return True
+
+
+def _batch_events(
+    items: Sequence[tuple[ClaimedAttempt, str, dict[str, Any] | None]],
+    *,
+    event: str,
+    status: str,
+    previous_status: str | None = None,
+) -> list[events.StatusEvent]:
+    """:func:`_claimed_event` for a batch of (attempt, ISO time, metadata): the same
+    events, each organization's id turned to text once (a bulk send is one or a few
+    organizations) and no per-event keyword shuffling through ``StatusEvent.build``.
+
+    ``previous_status`` None: each attempt's own (a claim moves QUEUED and SCHEDULED).
+    """
+    event, status = str(event), str(status)
+    organizations: dict[uuid.UUID, str] = {}
+    built = []
+    for attempt, occurred_at, metadata in items:
+        organization = organizations.get(attempt.organization_id)
+        if organization is None:
+            organization = organizations[attempt.organization_id] = str(attempt.organization_id)
+        built.append(
+            events.StatusEvent(
+                organization_id=organization,
+                message_id=str(attempt.message_id),
+                log_id=str(attempt.id),
+                event=event,
+                previous_status=str(
+                    attempt.previous_status if previous_status is None else previous_status
+                ),
+                status=status,
+                occurred_at=occurred_at,
+                channel=str(attempt.channel),
+                queue_id=attempt.queue_id,
+                campaign_id=None if attempt.campaign_id is None else str(attempt.campaign_id),
+                client_id=None if attempt.client_id is None else str(attempt.client_id),
+                metadata=metadata or {},
+            )
+        )
+    return built
 
 
 def _claimed_event(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest_asyncio
@@ -26,7 +26,7 @@ from mensajero.providers.registry import build_providers
 from mensajero.settings import SmsProviderName
 from mensajero.workers import delivery as delivery_jobs
 from tests.conftest import Backend
-from tests.delivery_support import create_attempt_row, reload, timeline
+from tests.delivery_support import create_attempt_row, listen, reload, timeline
 from tests.factories import create_organization
 from tests.fakes.twilio import FakeTwilio
 
@@ -99,6 +99,55 @@ async def test_dispatch_sends_each_attempt_and_records_sent(
         message = await reload(session, Message, log.message_id)
         assert (message.status, message.provider) == (S.SENT, "twilio")
         assert message.sent_at is not None
+
+
+async def test_dispatch_publishes_sending_then_sent(
+    session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio, redis: ArqRedis
+) -> None:
+    organization, logs = await _queued(session, 2, queue_id="q-bus")
+    async with listen(redis, organization.id) as bus:
+        await delivery_jobs.dispatch(worker_ctx, [str(log.id) for log in logs])
+        published = await bus.settle()
+
+    sids = {m["to"]: m["sid"] for m in fake_twilio.messages}
+    expected = []
+    for event, previous, status in (("sending", "QUEUED", "SENDING"), ("sent", "SENDING", "SENT")):
+        for log in logs:
+            metadata = (
+                {"provider": "twilio", "externalId": sids[log.recipient]} if event == "sent" else {}
+            )
+            expected.append(
+                (
+                    str(organization.id),
+                    str(log.message_id),
+                    str(log.id),
+                    event,
+                    previous,
+                    status,
+                    "sms",
+                    "q-bus",
+                    None,
+                    None,
+                    metadata,
+                )
+            )
+    assert sorted(
+        (
+            e.organization_id,
+            e.message_id,
+            e.log_id,
+            e.event,
+            e.previous_status,
+            e.status,
+            e.channel,
+            e.queue_id,
+            e.campaign_id,
+            e.client_id,
+            e.metadata,
+        )
+        for e in published
+    ) == sorted(expected)
+    assert all(datetime.fromisoformat(e.occurred_at).tzinfo is not None for e in published)
 
 
 async def test_a_job_run_twice_sends_once(
