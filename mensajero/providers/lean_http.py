@@ -189,6 +189,9 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def eof_received(self) -> bool:
+        # Unusable from now on, though connection_lost comes a loop iteration later:
+        # a request written in between would be lost unsent yet look ambiguous.
+        self.closed = True
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -412,7 +415,8 @@ class LeanHTTPClient:
             idle = origin.idle
             while idle:
                 connection = idle.pop()  # the most recently used: least likely stale
-                if connection.closed:
+                if connection.closed or connection.transport.is_closing():  # type: ignore[union-attr]
+                    connection.close()
                     self._open -= 1
                     continue
                 if loop.time() - connection.idle_since > self.keepalive_seconds:
