@@ -150,6 +150,17 @@ async def test_dispatch_publishes_sending_then_sent(
     assert all(datetime.fromisoformat(e.occurred_at).tzinfo is not None for e in published)
 
 
+async def test_an_id_listed_twice_in_a_job_is_claimed_and_sent_once(
+    session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio
+) -> None:
+    _, logs = await _queued(session, 2)
+    ids = [str(log.id) for log in logs]
+    result = await delivery_jobs.dispatch(worker_ctx, [*ids, ids[0]])
+    assert result == {"claimed": 2, "sent": 2, "failed": 0, "retried": 0, "unknown": 0}
+    assert len(fake_twilio.messages) == 2
+    assert await timeline(session, logs[0].id) == ["sending", "sent"]
+
+
 async def test_a_job_run_twice_sends_once(
     session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio
 ) -> None:
