@@ -10,7 +10,7 @@ do not require accepted terms: only sending does.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import strawberry
@@ -277,30 +277,11 @@ class ClientMutation:
     async def tag_clients(
         self, info: Info[Context, None], input: TagClientsInput
     ) -> TagClientsResult:
-        principal = info.context.principal
-        principal.require_scope(ApiKeyScope.SEND)
-        parsed = _parse_tagging_input(input)
-        if isinstance(parsed, NotFoundError):
-            return parsed
-        client_ids, tag_ids, given = parsed
-        result = await write(
-            info,
-            lambda session: tag_service.tag_clients(
-                session,
-                organization_id=principal.organization_id,
-                client_ids=client_ids,
-                tag_ids=tag_ids,
-            ),
-            InvalidInputError,
-            NotFoundError,
-        )
+        result = await _retag(info, input, tag_service.tag_clients)
         if isinstance(result, UserError):
-            return _as_given(result, given)  # type: ignore[no-any-return]
-        return TagClientsPayload(
-            clients=[ClientType.from_model(client) for client in result.clients],
-            tags=[TagType.from_model(tag) for tag in result.tags],
-            linked_count=result.changed,
-        )
+            return result  # type: ignore[return-value]
+        clients, tags, changed = result
+        return TagClientsPayload(clients=clients, tags=tags, linked_count=changed)
 
     @strawberry.mutation(
         description=(
@@ -311,30 +292,43 @@ class ClientMutation:
     async def untag_clients(
         self, info: Info[Context, None], input: TagClientsInput
     ) -> UntagClientsResult:
-        principal = info.context.principal
-        principal.require_scope(ApiKeyScope.SEND)
-        parsed = _parse_tagging_input(input)
-        if isinstance(parsed, NotFoundError):
-            return parsed
-        client_ids, tag_ids, given = parsed
-        result = await write(
-            info,
-            lambda session: tag_service.untag_clients(
-                session,
-                organization_id=principal.organization_id,
-                client_ids=client_ids,
-                tag_ids=tag_ids,
-            ),
-            InvalidInputError,
-            NotFoundError,
-        )
+        result = await _retag(info, input, tag_service.untag_clients)
         if isinstance(result, UserError):
-            return _as_given(result, given)  # type: ignore[no-any-return]
-        return UntagClientsPayload(
-            clients=[ClientType.from_model(client) for client in result.clients],
-            tags=[TagType.from_model(tag) for tag in result.tags],
-            unlinked_count=result.changed,
-        )
+            return result  # type: ignore[return-value]
+        clients, tags, changed = result
+        return UntagClientsPayload(clients=clients, tags=tags, unlinked_count=changed)
+
+
+async def _retag(
+    info: Info[Context, None],
+    input: TagClientsInput,
+    change: Callable[..., Awaitable[tag_service.TaggingResult]],
+) -> tuple[list[ClientType], list[TagType], int] | UserError:
+    """Authorize, parse the ids, link or unlink in one unit of work; ids answered as given."""
+    principal = info.context.principal
+    principal.require_scope(ApiKeyScope.SEND)
+    parsed = _parse_tagging_input(input)
+    if isinstance(parsed, NotFoundError):
+        return parsed
+    client_ids, tag_ids, given = parsed
+    result = await write(
+        info,
+        lambda session: change(
+            session,
+            organization_id=principal.organization_id,
+            client_ids=client_ids,
+            tag_ids=tag_ids,
+        ),
+        InvalidInputError,
+        NotFoundError,
+    )
+    if isinstance(result, UserError):
+        return _as_given(result, given)  # type: ignore[no-any-return]
+    return (
+        [ClientType.from_model(client) for client in result.clients],
+        [TagType.from_model(tag) for tag in result.tags],
+        result.changed,
+    )
 
 
 def _parse_tagging_input(
