@@ -1,0 +1,754 @@
+"""A compiled path for the hottest list queries: ``messages`` connections without the executor.
+
+A 50-node page of ``messages`` with each node's client and campaign costs
+graphql-core and strawberry about 500 field resolutions (``execute_field``,
+``complete_value``), most of a request's CPU; PostGraphile answers the same
+query by compiling it into SQL. This module does the equivalent for the
+operations clients repeat all day:
+
+- a query whose root fields are ``messages(...)`` connections (and
+  ``__typename``), each selecting ``totalCount``, ``pageInfo { ... }`` and
+  ``edges { cursor node { ... } }``, where a node selects scalar and enum fields
+  of ``Message`` (``id`` and ``uuid`` included) and its ``client { ... }`` /
+  ``campaign { ... }`` scalar fields; ``__typename`` anywhere, aliases, inline
+  fragments and fragment spreads (flattened), ``@include``/``@skip``.
+
+Such an operation is compiled once per document, operation name and values of
+the variables its ``@include``/``@skip`` use into a :class:`_Plan`: the columns
+to read and, per output key, how to write it. Executing it validates the
+arguments as the resolver does, reads one statement (page rows, client and
+campaign columns, and the exact total when ``totalCount`` is selected; see
+:func:`mensajero.services.message.list_message_rows`) and writes the response
+dicts in a tight loop, serializing every value with the schema's own scalar and
+enum serializers, so the answer is byte for byte the executor's.
+
+It runs as the schema's last extension, in ``on_execute``: authentication,
+parsing, validation and the limits of ``schema/limits.py`` have run exactly as
+for any operation, and the result goes through strawberry's error processing
+and response encoding as usual. Anything else (other fields, lists such as
+``logs``, unknown directives, mutations, subscriptions, introspection) and any
+failure (invalid variables or arguments, a bad cursor, a value the serializers
+refuse) leaves the operation to the executor untouched, so error answers are
+exactly the executor's. ``graphql_compiled_lists = false`` turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    BooleanValueNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    is_abstract_type,
+)
+from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.utilities import type_from_ast
+from prometheus_client import Counter
+from starlette.requests import Request
+from strawberry.extensions import SchemaExtension
+from strawberry.relay import to_base64
+from strawberry.types import ExecutionResult
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.unset import UNSET
+
+from mensajero.repositories.message import ListingColumns
+from mensajero.services import message as message_service
+from mensajero.services.listing import Cursor, KeysetPage, MessageFilter
+from mensajero.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+COMPILED_OPERATIONS = Counter(
+    "mensajero_graphql_compiled_operations_total",
+    "GraphQL operations answered by the compiled list path (the rest run the executor)",
+)
+
+# Documents (query text, operation name) analysed; each keeps its plans per values
+# of the variables of its @include/@skip. Bounded like the parse and validation caches.
+DOCUMENT_CACHE_SIZE = 1024
+PLANS_PER_DOCUMENT = 16
+
+# The node fields read from a column, by the strawberry field's Python name: the
+# ``from_model`` of each type copies these attributes as they are (checked by the
+# differential tests). Any other field leaves the operation to the executor.
+_MESSAGE_COLUMNS = {
+    "uuid": "id",
+    "body": "body",
+    "subject": "subject",
+    "html": "html",
+    "template_id": "template_id",
+    "content_type": "content_type",
+    "channel": "channel",
+    "type": "communication_type",
+    "direction": "direction",
+    "status": "status",
+    "recipient": "recipient",
+    "country_code": "country_code",
+    "provider": "provider",
+    "queue_id": "queue_id",
+    "metadata": "metadata",
+    "segments": "segments",
+    "cost": "cost",
+    "error_message": "error_message",
+    "scheduled_at": "scheduled_at",
+    "sent_at": "sent_at",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+}
+_CLIENT_COLUMNS = {
+    "uuid": "id",
+    "name": "name",
+    "email": "email",
+    "phone": "phone",
+    "phone_e164": "phone_e164",
+    "country": "country",
+    "metadata": "metadata",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "deleted_at": "deleted_at",
+}
+_CAMPAIGN_COLUMNS = {
+    "uuid": "id",
+    "name": "name",
+    "description": "description",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+}
+_RELATIONS = {"client": ("Client", _CLIENT_COLUMNS), "campaign": ("Campaign", _CAMPAIGN_COLUMNS)}
+_PAGE_INFO_FIELDS = {"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}
+
+
+class NotCompilable(Exception):
+    """The operation (or this request of it) is left to the executor."""
+
+
+# --- plans ------------------------------------------------------------------------------
+
+Writer = Callable[[Sequence[Any]], Any]
+
+
+@dataclass
+class _Columns:
+    """Columns of one joined table, in select order; ``id`` first."""
+
+    names: list[str] = field(default_factory=lambda: ["id"])
+
+    def index(self, name: str) -> int:
+        if name not in self.names:
+            self.names.append(name)
+        return self.names.index(name)
+
+
+@dataclass
+class _Node:
+    """How to write a node (or a related object) from a row: (key, writer) pairs.
+
+    Writers read the row by position; positions are relative to the table's first
+    column and fixed up by ``offset`` once every column is known."""
+
+    writers: list[tuple[str, str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Connection:
+    """One root ``messages`` field: its arguments and how to write its answer."""
+
+    field_node: FieldNode
+    field_def: GraphQLField
+    entries: list[tuple[str, str, Any]]
+    message: _Columns
+    client: _Columns | None
+    campaign: _Columns | None
+    with_total: bool
+    columns: ListingColumns | None = None
+
+
+@dataclass
+class _Plan:
+    entries: list[tuple[str, str, Any]]
+
+
+@dataclass
+class _Document:
+    operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+    directive_variables: tuple[str, ...]
+    plans: OrderedDict[tuple[Any, ...], _Plan | None] = field(default_factory=OrderedDict)
+
+
+def _named_type(type_: Any) -> Any:
+    while isinstance(type_, GraphQLNonNull | GraphQLList):
+        type_ = type_.of_type
+    return type_
+
+
+def _leaf_serializer(type_: Any) -> Callable[[Any], Any]:
+    """The schema's serializer of a scalar or enum output type, as the executor calls it."""
+    named = _named_type(type_)
+    if isinstance(named, GraphQLEnumType):
+        # The stored strings are the domain enums' values; GraphQL shows their names.
+        domain_enum = named.extensions["strawberry-definition"].wrapped_cls
+        names = {member.value: named.serialize(member) for member in domain_enum}
+
+        def enum(value: Any) -> Any:
+            try:
+                return names[value]
+            except KeyError:
+                raise NotCompilable(f"{named.name} has no value {value!r}") from None
+
+        return enum
+    if isinstance(named, GraphQLScalarType):
+        serialize = named.serialize
+        if named.name == "String":
+            return lambda value: value if type(value) is str else serialize(value)
+        return serialize
+    raise NotCompilable(f"{named} is not a leaf type")
+
+
+class _Compiler:
+    """Builds a :class:`_Plan` for one operation and values of its directive variables."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: dict[str, Any],
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+
+    # Field collection as graphql-core's collect_fields: merged by response key in
+    # order of first appearance, fragments flattened, @skip/@include applied.
+    def collect(
+        self, type_: GraphQLObjectType, selection_sets: Sequence[SelectionSetNode]
+    ) -> OrderedDict[str, list[FieldNode]]:
+        fields: OrderedDict[str, list[FieldNode]] = OrderedDict()
+        visited: set[str] = set()
+        for selection_set in selection_sets:
+            self._collect(type_, selection_set, fields, visited)
+        return fields
+
+    def _collect(
+        self,
+        type_: GraphQLObjectType,
+        selection_set: SelectionSetNode,
+        fields: OrderedDict[str, list[FieldNode]],
+        visited: set[str],
+    ) -> None:
+        for selection in selection_set.selections:
+            if not self._included(selection):
+                continue
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                fields.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                if self._matches(selection.type_condition, type_):
+                    self._collect(type_, selection.selection_set, fields, visited)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in visited:
+                    continue
+                visited.add(name)
+                fragment = self.fragments.get(name)
+                if fragment is None:
+                    raise NotCompilable(f"unknown fragment {name}")
+                if self._matches(fragment.type_condition, type_):
+                    self._collect(type_, fragment.selection_set, fields, visited)
+            else:
+                raise NotCompilable(f"unexpected selection {selection.kind}")
+
+    def _matches(self, condition: Any, type_: GraphQLObjectType) -> bool:
+        if condition is None:
+            return True
+        conditional = type_from_ast(self.schema, condition)
+        if conditional is type_:
+            return True
+        if is_abstract_type(conditional):
+            return self.schema.is_sub_type(conditional, type_)  # type: ignore[arg-type]
+        return False
+
+    def _included(self, node: Any) -> bool:
+        included = True
+        for directive in node.directives or ():
+            name = directive.name.value
+            if name not in ("skip", "include"):
+                raise NotCompilable(f"directive @{name}")
+            (argument,) = directive.arguments
+            value = argument.value
+            if isinstance(value, BooleanValueNode):
+                condition = value.value
+            elif isinstance(value, VariableNode):
+                condition = self.variables.get(value.name.value)
+                if not isinstance(condition, bool):
+                    raise NotCompilable("a directive's condition is not a boolean")
+            else:
+                raise NotCompilable("unexpected directive argument")
+            if (name == "skip" and condition) or (name == "include" and not condition):
+                included = False
+        return included
+
+    # --- the plan ------------------------------------------------------------------------
+
+    def plan(self, operation: OperationDefinitionNode) -> _Plan:
+        query = self.schema.query_type
+        assert query is not None
+        entries: list[tuple[str, str, Any]] = []
+        for key, nodes in self.collect(query, [operation.selection_set]).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                entries.append((key, "const", query.name))
+            elif name == "messages":
+                entries.append((key, "messages", self.connection(query, nodes)))
+            else:
+                raise NotCompilable(f"root field {name}")
+        if not any(kind == "messages" for _, kind, _ in entries):
+            raise NotCompilable("no connection")
+        return _Plan(entries)
+
+    def connection(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> _Connection:
+        field_def = parent.fields[nodes[0].name.value]
+        connection_type = _named_type(field_def.type)
+        message = _Columns(["id", "created_at"])
+        plan = _Connection(nodes[0], field_def, [], message, None, None, False)
+        for key, fields in self._subfields(connection_type, nodes).items():
+            name = fields[0].name.value
+            if name == "__typename":
+                plan.entries.append((key, "const", connection_type.name))
+            elif name == "totalCount":
+                plan.with_total = True
+                plan.entries.append((key, "total", None))
+            elif name == "pageInfo":
+                plan.entries.append((key, "pageInfo", self.page_info(connection_type, fields)))
+            elif name == "edges":
+                plan.entries.append((key, "edges", self.edges(connection_type, fields, plan)))
+            else:
+                raise NotCompilable(f"connection field {name}")
+        return plan
+
+    def _subfields(
+        self, type_: GraphQLObjectType, nodes: list[FieldNode]
+    ) -> OrderedDict[str, list[FieldNode]]:
+        selection_sets = [node.selection_set for node in nodes if node.selection_set]
+        for node in nodes:
+            if node.arguments and node.name.value not in ("messages",):
+                raise NotCompilable(f"arguments on {node.name.value}")
+        return self.collect(type_, selection_sets)
+
+    def page_info(
+        self, connection_type: GraphQLObjectType, nodes: list[FieldNode]
+    ) -> list[tuple[str, str]]:
+        page_info_type = _named_type(connection_type.fields["pageInfo"].type)
+        entries: list[tuple[str, str]] = []
+        for key, fields in self._subfields(page_info_type, nodes).items():
+            name = fields[0].name.value
+            if name == "__typename":
+                entries.append((key, "=" + page_info_type.name))
+            elif name in _PAGE_INFO_FIELDS:
+                entries.append((key, name))
+            else:
+                raise NotCompilable(f"pageInfo field {name}")
+        return entries
+
+    def edges(
+        self, connection_type: GraphQLObjectType, nodes: list[FieldNode], plan: _Connection
+    ) -> list[tuple[str, str, Any]]:
+        edge_type = _named_type(connection_type.fields["edges"].type)
+        entries: list[tuple[str, str, Any]] = []
+        for key, fields in self._subfields(edge_type, nodes).items():
+            name = fields[0].name.value
+            if name == "__typename":
+                entries.append((key, "const", edge_type.name))
+            elif name == "cursor":
+                entries.append((key, "cursor", None))
+            elif name == "node":
+                node_type = _named_type(edge_type.fields["node"].type)
+                entries.append((key, "node", self.node(node_type, fields, plan)))
+            else:
+                raise NotCompilable(f"edge field {name}")
+        return entries
+
+    def node(
+        self, node_type: GraphQLObjectType, nodes: list[FieldNode], plan: _Connection
+    ) -> _Node:
+        if node_type.name != "Message":
+            raise NotCompilable(f"node type {node_type.name}")
+        written = _Node()
+        for key, fields in self._subfields(node_type, nodes).items():
+            name = fields[0].name.value
+            if name in _RELATIONS:
+                type_name, columns = _RELATIONS[name]
+                related_type = _named_type(node_type.fields[name].type)
+                if related_type.name != type_name:
+                    raise NotCompilable(f"{name} is a {related_type.name}")
+                if name == "client":
+                    plan.client = plan.client or _Columns()
+                    table = plan.client
+                else:
+                    plan.campaign = plan.campaign or _Columns()
+                    table = plan.campaign
+                related = self.leaves(related_type, fields, columns, table)
+                written.writers.append((key, "relation:" + name, related))
+            else:
+                written.writers.append(
+                    self.leaf(node_type, key, fields, _MESSAGE_COLUMNS, plan.message)
+                )
+        return written
+
+    def leaves(
+        self,
+        type_: GraphQLObjectType,
+        nodes: list[FieldNode],
+        columns: dict[str, str],
+        table: _Columns,
+    ) -> _Node:
+        written = _Node()
+        for key, fields in self._subfields(type_, nodes).items():
+            written.writers.append(self.leaf(type_, key, fields, columns, table))
+        return written
+
+    def leaf(
+        self,
+        type_: GraphQLObjectType,
+        key: str,
+        fields: list[FieldNode],
+        columns: dict[str, str],
+        table: _Columns,
+    ) -> tuple[str, str, Any]:
+        name = fields[0].name.value
+        if name == "__typename":
+            return (key, "const", type_.name)
+        if any(node.selection_set or node.arguments for node in fields):
+            raise NotCompilable(f"{type_.name}.{name} has a selection or arguments")
+        field_def = type_.fields[name]
+        if name == "id":
+            # relay.Node's global id: base64 of "<Type>:<uuid>".
+            return (key, "global_id", (table.index("id"), type_.name))
+        strawberry_field = field_def.extensions.get("strawberry-definition")
+        if strawberry_field is None or strawberry_field.base_resolver is not None:
+            raise NotCompilable(f"{type_.name}.{name} has a resolver")
+        column = columns.get(strawberry_field.python_name)
+        if column is None:
+            raise NotCompilable(f"{type_.name}.{name} is not a column")
+        return (key, "column", (table.index(column), _leaf_serializer(field_def.type)))
+
+
+# --- writing the answer -------------------------------------------------------------------
+
+
+def _finish(plan: _Plan) -> _Plan:
+    """Fix every writer's row position now that each connection's columns are known."""
+    for _, kind, connection in plan.entries:
+        if kind != "messages":
+            continue
+        offsets = {"message": 0}
+        position = len(connection.message.names)
+        if connection.client is not None:
+            offsets["client"] = position
+            position += len(connection.client.names)
+        if connection.campaign is not None:
+            offsets["campaign"] = position
+        connection.columns = ListingColumns(
+            tuple(connection.message.names),
+            tuple(connection.client.names) if connection.client else None,
+            tuple(connection.campaign.names) if connection.campaign else None,
+        )
+        for _, entry_kind, edges in connection.entries:
+            if entry_kind != "edges":
+                continue
+            for _, edge_kind, node in edges:
+                if edge_kind == "node":
+                    node.writers = _resolve_writers(node.writers, offsets["message"], offsets)
+    return plan
+
+
+def _resolve_writers(
+    writers: list[tuple[str, str, Any]], offset: int, offsets: dict[str, int]
+) -> list[tuple[str, str, Any]]:
+    resolved: list[tuple[str, str, Any]] = []
+    for key, kind, payload in writers:
+        if kind == "column":
+            index, serialize = payload
+            resolved.append((key, "column", (index + offset, serialize)))
+        elif kind == "global_id":
+            index, type_name = payload
+            resolved.append((key, "global_id", (index + offset, type_name)))
+        elif kind.startswith("relation:"):
+            base = offsets[kind.partition(":")[2]]
+            related = _Node(_resolve_writers(payload.writers, base, offsets))
+            resolved.append((key, "relation", (base, related)))
+        else:
+            resolved.append((key, kind, payload))
+    return resolved
+
+
+def _write(writers: list[tuple[str, str, Any]], row: Sequence[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, kind, payload in writers:
+        if kind == "column":
+            value = row[payload[0]]
+            out[key] = None if value is None else payload[1](value)
+        elif kind == "const":
+            out[key] = payload
+        elif kind == "global_id":
+            out[key] = to_base64(payload[1], str(row[payload[0]]))
+        else:  # relation: null without a (joined) related row
+            base, related = payload
+            out[key] = None if row[base] is None else _write(related.writers, row)
+    return out
+
+
+def _write_connection(
+    connection: _Connection,
+    rows: list[Sequence[Any]],
+    has_next: bool,
+    has_previous: bool,
+    total: int | None,
+) -> dict[str, Any]:
+    cursors: list[str] | None = None
+    out: dict[str, Any] = {}
+    for key, kind, payload in connection.entries:
+        if kind == "const":
+            out[key] = payload
+        elif kind == "total":
+            out[key] = total
+        elif kind == "pageInfo":
+            if cursors is None:
+                cursors = [Cursor(row[1], row[0]).encode() for row in rows]
+            info: dict[str, Any] = {}
+            for info_key, name in payload:
+                if name == "hasNextPage":
+                    info[info_key] = has_next
+                elif name == "hasPreviousPage":
+                    info[info_key] = has_previous
+                elif name == "startCursor":
+                    info[info_key] = cursors[0] if cursors else None
+                elif name == "endCursor":
+                    info[info_key] = cursors[-1] if cursors else None
+                else:
+                    info[info_key] = name[1:]  # "=<__typename>"
+            out[key] = info
+        else:  # edges
+            if cursors is None:
+                cursors = [Cursor(row[1], row[0]).encode() for row in rows]
+            edges = []
+            for row, cursor in zip(rows, cursors, strict=True):
+                edge: dict[str, Any] = {}
+                for edge_key, edge_kind, node in payload:
+                    if edge_kind == "cursor":
+                        edge[edge_key] = cursor
+                    elif edge_kind == "const":
+                        edge[edge_key] = node
+                    else:
+                        edge[edge_key] = _write(node.writers, row)
+                edges.append(edge)
+            out[key] = edges
+    return out
+
+
+# --- the extension ---------------------------------------------------------------------------
+
+
+class CompiledLists:
+    """Documents analysed and plans built, shared by all requests of a process."""
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+        self.documents: OrderedDict[tuple[str, str | None], _Document | None] = OrderedDict()
+
+    @property
+    def graphql_schema(self) -> GraphQLSchema:
+        return self.schema._schema  # type: ignore[no-any-return]
+
+    def document(self, execution_context: Any) -> _Document | None:
+        if execution_context.query is None:
+            return None
+        key = (execution_context.query, execution_context.operation_name)
+        try:
+            document = self.documents[key]
+        except KeyError:
+            document = self.documents[key] = self._analyse(execution_context)
+            if len(self.documents) > DOCUMENT_CACHE_SIZE:
+                self.documents.popitem(last=False)
+        else:
+            self.documents.move_to_end(key)
+        return document
+
+    @staticmethod
+    def _analyse(execution_context: Any) -> _Document | None:
+        document = execution_context.graphql_document
+        if document is None:
+            return None
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        name = execution_context.operation_name
+        if name is None:
+            operation = operations[0] if len(operations) == 1 else None
+        else:
+            operation = next((o for o in operations if o.name and o.name.value == name), None)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            return None
+        if operation.directives:
+            return None
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        if any(f.directives or f.variable_definitions for f in fragments.values()):
+            return None
+        variables: list[str] = []
+
+        def visit(selection_set: SelectionSetNode | None) -> None:
+            for selection in selection_set.selections if selection_set else ():
+                for directive in selection.directives or ():
+                    for argument in directive.arguments or ():
+                        if isinstance(argument.value, VariableNode):
+                            variables.append(argument.value.name.value)
+                visit(getattr(selection, "selection_set", None))
+
+        visit(operation.selection_set)
+        for fragment in fragments.values():
+            visit(fragment.selection_set)
+        return _Document(operation, fragments, tuple(dict.fromkeys(variables)))
+
+    def plan(self, document: _Document, variables: dict[str, Any]) -> _Plan | None:
+        key = tuple(variables.get(name) for name in document.directive_variables)
+        try:
+            return document.plans[key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable values: not a boolean anyway
+            return None
+        try:
+            plan: _Plan | None = _finish(
+                _Compiler(self.graphql_schema, document.fragments, variables).plan(
+                    document.operation
+                )
+            )
+        except NotCompilable:
+            plan = None
+        document.plans[key] = plan
+        if len(document.plans) > PLANS_PER_DOCUMENT:
+            document.plans.popitem(last=False)
+        return plan
+
+    async def execute(self, execution_context: Any) -> dict[str, Any] | None:
+        """The operation's ``data``, or None to leave it to the executor."""
+        document = self.document(execution_context)
+        if document is None:
+            return None
+        coerced = get_variable_values(
+            self.graphql_schema,
+            document.operation.variable_definitions or (),
+            execution_context.variables or {},
+        )
+        if isinstance(coerced, list):  # invalid variables: the executor says why
+            return None
+        plan = self.plan(document, coerced.coerced)
+        if plan is None:
+            return None
+        context = execution_context.context
+        settings = getattr(context.request.app.state, "settings", None) or get_settings()
+        try:
+            arguments = [
+                self._arguments(connection, coerced, settings.graphql_max_page_size)
+                for _, kind, connection in plan.entries
+                if kind == "messages"
+            ]
+        except Exception:  # invalid arguments: the executor answers the error
+            return None
+        organization_id = context.principal.organization_id
+        data: dict[str, Any] = {}
+        try:
+            pending = iter(arguments)
+            for key, kind, payload in plan.entries:
+                if kind == "const":
+                    data[key] = payload
+                    continue
+                message_filter, page = next(pending)
+                async with context.read() as session:
+                    found, total = await message_service.list_message_rows(
+                        session,
+                        organization_id=organization_id,
+                        message_filter=message_filter,
+                        page=page,
+                        columns=payload.columns,
+                        with_total=payload.with_total,
+                    )
+                data[key] = _write_connection(
+                    payload, found.rows, found.has_next, found.has_previous, total
+                )
+        except Exception:
+            # The executor runs the operation again in a fresh session (a failed
+            # statement leaves PostgreSQL's transaction unusable) and answers the error.
+            logger.debug("compiled list path gave up", exc_info=True)
+            await context.close()
+            return None
+        return data
+
+    def _arguments(
+        self, connection: _Connection, coerced: Any, max_page_size: int
+    ) -> tuple[MessageFilter, KeysetPage]:
+        """The resolver's argument conversion and validation (``MessageQuery.messages``)."""
+        raw = get_argument_values(connection.field_def, connection.field_node, coerced)
+        strawberry_field = connection.field_def.extensions["strawberry-definition"]
+        kwargs = convert_arguments(
+            raw,
+            strawberry_field.arguments,
+            scalar_registry=self.schema.schema_converter.scalar_registry,
+            config=self.schema.config,
+        )
+
+        def given(name: str) -> Any:
+            value = kwargs.get(name)
+            return None if value is UNSET else value
+
+        page = KeysetPage.from_arguments(
+            first=given("first"),
+            after=given("after"),
+            last=given("last"),
+            before=given("before"),
+            max_size=max_page_size,
+        )
+        filter_input = given("filter")
+        return (filter_input.to_filter() if filter_input else MessageFilter()), page
+
+
+class CompiledListsExtension(SchemaExtension):
+    """Answers compilable list queries (see the module) before the executor would run."""
+
+    compiled: CompiledLists | None = None
+
+    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+        execution_context = self.execution_context
+        context = execution_context.context
+        request = getattr(context, "request", None)
+        if (
+            isinstance(request, Request)
+            and getattr(request.app.state, "settings", get_settings()).graphql_compiled_lists
+            and execution_context.result is None
+        ):
+            compiled = CompiledListsExtension.compiled
+            if compiled is None:
+                compiled = CompiledListsExtension.compiled = CompiledLists(execution_context.schema)
+            data = await compiled.execute(execution_context)
+            if data is not None:
+                execution_context.result = ExecutionResult(data=data, errors=None)
+                COMPILED_OPERATIONS.inc()
+        yield
