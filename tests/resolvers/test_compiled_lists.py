@@ -350,7 +350,9 @@ SHAPES = [
     """,
     # A field merged from two places with different subfields.
     """
-    { messages(first: 4) { edges { node { client { name } } } edges { node { client { uuid } campaign { name } } } } }
+    { messages(first: 4) {
+        edges { node { client { name } } }
+        edges { node { client { uuid } campaign { name } } } } }
     """,
     # Nothing of the page but its total, or its pageInfo.
     "{ messages(filter: {status: DELIVERED}) { totalCount } }",
@@ -471,7 +473,7 @@ async def test_operation_name_picks_the_operation(
 
 # --- generated selections ---------------------------------------------------------------
 
-_NODE_FIELDS = MESSAGE_FIELDS.split() + ["__typename"]
+_NODE_FIELDS = [*MESSAGE_FIELDS.split(), "__typename"]
 _CLIENT = CLIENT_FIELDS.split()
 _CAMPAIGN = CAMPAIGN_FIELDS.split()
 
