@@ -1,7 +1,7 @@
 """GraphQL read throughput and latency at a million messages, against PostGraphile.
 
     uv run python bench/graphql_read.py [--database-url postgresql://postgres@127.0.0.1/mensajero_bench]
-        [--duration 15] [--concurrency 16] [--skip-postgraphile]
+        [--duration 15] [--concurrency 16] [--skip-postgraphile] [--executor]
 
 What it does, in one run:
 
@@ -15,7 +15,9 @@ What it does, in one run:
    query back to back for ``--duration`` seconds after a short warm-up;
    every answer must be 200 without ``errors`` and hold 50 edges; then one
    client alone for ``--probe-duration`` seconds (latency without queueing).
-   It prints req/s, p50 and p99 per server and the throughput ratio.
+   It prints req/s, p50 and p99 per server, the server process's CPU per
+   request (user + system from ``/proc``, children included; stable when the
+   machine is shared) and the throughput ratio.
 
 Scenarios (both servers fetch the same 50 rows of the same organization,
 newest first, live messages only, each with its client's and campaign's name):
@@ -26,6 +28,10 @@ newest first, live messages only, each with its client's and campaign's name):
 - ``status + totalCount``: ``messages(first: 50, filter: {status: DELIVERED})``
   with ``totalCount``;
 - ``status + totalCount, 10,000 deep``.
+
+Our server answers these operations on its compiled list path
+(``mensajero/schema/compiled.py``, ``graphql_compiled_lists``); ``--executor``
+turns it off to measure strawberry's executor instead.
 
 PostGraphile is installed with npm under a scratch directory (``--npm-dir``),
 never in the repository.
@@ -173,9 +179,12 @@ async def prepare(url: str) -> dict[str, Any]:
 # --- the servers ----------------------------------------------------------------
 
 
-def start_ours(url: str, redis_url: str, port: int) -> subprocess.Popen[bytes]:
+def start_ours(
+    url: str, redis_url: str, port: int, *, compiled: bool = True
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "MENSAJERO_GRAPHQL_COMPILED_LISTS": "true" if compiled else "false",
         "MENSAJERO_DATABASE_URL": sqlalchemy_url(url),
         "MENSAJERO_REDIS_URL": redis_url,
         "MENSAJERO_AUTO_MIGRATE": "false",
@@ -267,11 +276,41 @@ class Scenario:
     postgraphile: dict[str, Any]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its descendants (``/proc``; Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        pending += children.get(current, [])
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 @dataclass
 class Result:
     requests: int
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_seconds * 1000 / max(self.requests, 1)
 
     @property
     def throughput(self) -> float:
@@ -331,6 +370,7 @@ async def load(
     duration: float,
     warmup: float,
     expected_total: int | None,
+    pid: int,
 ) -> Result:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=60, limits=limits, headers=headers) as client:
@@ -340,6 +380,7 @@ async def load(
         latencies: list[float] = []
         measuring = False
         stop_at = 0.0
+        cpu = [0.0, 0.0]
 
         async def worker() -> None:
             while True:
@@ -360,16 +401,19 @@ async def load(
         async def clock() -> float:
             nonlocal measuring, stop_at
             await asyncio.sleep(warmup)
+            cpu[0] = cpu_seconds(pid)
             begin = time.perf_counter()
             stop_at = begin + duration
             measuring = True
             await asyncio.sleep(duration)
+            cpu[1] = cpu_seconds(pid)
             return begin
 
         tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
         begin = await clock()
         await asyncio.gather(*tasks)
-        return Result(len(latencies), stop_at - begin, latencies)
+        # CPU over the measured window (requests in flight at its ends included).
+        return Result(len(latencies), stop_at - begin, latencies, cpu[1] - cpu[0])
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -385,7 +429,9 @@ async def run(args: argparse.Namespace) -> None:
     our_headers = {"Authorization": f"Bearer {prepared['key']}"}
     rows: list[tuple[str, str, Result]] = []
     try:
-        servers.append(start_ours(args.database_url, args.redis_url, args.port))
+        servers.append(
+            start_ours(args.database_url, args.redis_url, args.port, compiled=not args.executor)
+        )
         if not args.skip_postgraphile:
             binary = install_postgraphile(Path(args.npm_dir))
             servers.append(start_postgraphile(binary, args.database_url, args.postgraphile_port))
@@ -394,10 +440,10 @@ async def run(args: argparse.Namespace) -> None:
             await wait_until_up(pgl_url, {"query": "{ __typename }"}, {})
         for scenario in scenarios(prepared):
             total = prepared["delivered"] if "totalCount" in scenario.name else None
-            targets = [("mensajero", our_url, scenario.ours, our_headers)]
+            targets = [("mensajero", our_url, scenario.ours, our_headers, servers[0].pid)]
             if not args.skip_postgraphile:
-                targets.append(("postgraphile", pgl_url, scenario.postgraphile, {}))
-            for server, url, body, headers in targets:
+                targets.append(("postgraphile", pgl_url, scenario.postgraphile, {}, servers[1].pid))
+            for server, url, body, headers, pid in targets:
                 for concurrency, duration, label in (
                     (args.concurrency, args.duration, scenario.name),
                     # One client alone: the latency of a request itself, no queueing.
@@ -413,12 +459,14 @@ async def run(args: argparse.Namespace) -> None:
                         duration=duration,
                         warmup=args.warmup,
                         expected_total=total,
+                        pid=pid,
                     )
                     rows.append((label, server, result))
                     print(
                         f"{label:45} {server:13} {result.throughput:8.1f} req/s  "
                         f"p50 {result.percentile(0.50):8.1f} ms  "
-                        f"p99 {result.percentile(0.99):8.1f} ms",
+                        f"p99 {result.percentile(0.99):8.1f} ms  "
+                        f"cpu {result.cpu_ms_per_request:6.2f} ms/req",
                         flush=True,
                     )
     finally:
@@ -426,8 +474,8 @@ async def run(args: argparse.Namespace) -> None:
             stop(process)
 
     print()
-    print("| scenario | server | req/s | p50 ms | p99 ms | vs PostGraphile |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| scenario | server | req/s | p50 ms | p99 ms | CPU ms/req | vs PostGraphile |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     by_scenario: dict[str, dict[str, Result]] = {}
     for name, server, result in rows:
         by_scenario.setdefault(name, {})[server] = result
@@ -437,7 +485,8 @@ async def run(args: argparse.Namespace) -> None:
             ratio = f"{result.throughput / baseline.throughput:.2f}x" if baseline else "-"
             print(
                 f"| {name} | {server} | {result.throughput:.0f} | "
-                f"{result.percentile(0.5):.1f} | {result.percentile(0.99):.1f} | {ratio} |"
+                f"{result.percentile(0.5):.1f} | {result.percentile(0.99):.1f} | "
+                f"{result.cpu_ms_per_request:.2f} | {ratio} |"
             )
 
 
@@ -457,6 +506,11 @@ def main() -> None:
     parser.add_argument("--postgraphile-port", type=int, default=5678)
     parser.add_argument("--npm-dir", default="/tmp/mensajero-bench-postgraphile")
     parser.add_argument("--skip-postgraphile", action="store_true")
+    parser.add_argument(
+        "--executor",
+        action="store_true",
+        help="our server without the compiled list path (graphql_compiled_lists=false)",
+    )
     asyncio.run(run(parser.parse_args()))
 
 
