@@ -80,7 +80,10 @@ logger = logging.getLogger(__name__)
 
 COMPILED_OPERATIONS = Counter(
     "mensajero_graphql_compiled_operations_total",
-    "GraphQL operations answered by the compiled list path (the rest run the executor)",
+    "GraphQL operations answered by the compiled list path (the rest run the executor), by "
+    "where: 'execute' (strawberry's pipeline up to execution) or 'endpoint' (an operation "
+    "that pipeline already validated, answered from the HTTP endpoint)",
+    ["path"],
 )
 
 # Documents (query text, operation name) analysed; each keeps its plans per values
@@ -195,6 +198,7 @@ class _Document:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
     directive_variables: tuple[str, ...]
+    operation_names: tuple[str | None, ...]
     plans: OrderedDict[tuple[Any, ...], _Plan | None] = field(default_factory=OrderedDict)
 
 
@@ -594,6 +598,8 @@ class CompiledLists:
     def __init__(self, schema: Any) -> None:
         self.schema = schema
         self.documents: OrderedDict[tuple[str, str | None], _Document | None] = OrderedDict()
+        # Documents validated by strawberry's pipeline, by text and requested operation.
+        self.validated: OrderedDict[tuple[str, str | None], _Document] = OrderedDict()
         # Converted filters (frozen, shared safely), see _arguments.
         self.filters: dict[tuple[Any, ...], MessageFilter] = {}
 
@@ -648,7 +654,12 @@ class CompiledLists:
         visit(operation.selection_set)
         for fragment in fragments.values():
             visit(fragment.selection_set)
-        return _Document(operation, fragments, tuple(dict.fromkeys(variables)))
+        return _Document(
+            operation,
+            fragments,
+            tuple(dict.fromkeys(variables)),
+            tuple(o.name.value if o.name else None for o in operations),
+        )
 
     def plan(self, document: _Document, variables: dict[str, Any]) -> _Plan | None:
         key = tuple(variables.get(name) for name in document.directive_variables)
@@ -676,24 +687,51 @@ class CompiledLists:
         document = self.document(execution_context)
         if document is None:
             return None
+        # Strawberry's parsing, limits and validation passed for this text: later
+        # requests of it may come straight from the HTTP endpoint (see ``answer``).
+        query = execution_context.query
+        self.validated[(query, execution_context.operation_name)] = document
+        if len(document.operation_names) == 1:
+            self.validated[(query, None)] = document
+        if len(self.validated) > DOCUMENT_CACHE_SIZE:
+            self.validated.popitem(last=False)
+        return await self.execute_document(
+            document, execution_context.variables, execution_context.context
+        )
+
+    async def answer(
+        self, query: str, operation_name: str | None, variables: Any, context: Any
+    ) -> dict[str, Any] | None:
+        """``data`` for a request of an operation already seen through the whole strawberry
+        pipeline (parsed, within the limits, validated: outcomes that depend on the text
+        alone, kept by the parser and validation caches anyway) and analysed as compilable;
+        None (the request goes the usual way) for any other or when execution gives up."""
+        document = self.validated.get((query, operation_name))
+        if document is None or not (variables is None or isinstance(variables, dict)):
+            return None
+        data = await self.execute_document(document, variables, context)
+        if data is not None:
+            COMPILED_OPERATIONS.labels("endpoint").inc()
+        return data
+
+    async def execute_document(
+        self, document: _Document, variables: dict[str, Any] | None, context: Any
+    ) -> dict[str, Any] | None:
         coerced = get_variable_values(
-            self.graphql_schema,
-            document.operation.variable_definitions or (),
-            execution_context.variables or {},
+            self.graphql_schema, document.operation.variable_definitions or (), variables or {}
         )
         if isinstance(coerced, list):  # invalid variables: the executor says why
             return None
         plan = self.plan(document, coerced.coerced)
         if plan is None:
             return None
-        context = execution_context.context
         settings = getattr(context.request.app.state, "settings", None) or get_settings()
         try:
             arguments = [
                 self._arguments(
                     connection,
                     coerced,
-                    execution_context.variables or {},
+                    variables or {},
                     settings.graphql_max_page_size,
                 )
                 for _, kind, connection in plan.entries
@@ -794,5 +832,5 @@ class CompiledListsExtension(SchemaExtension):
             data = await compiled.execute(execution_context)
             if data is not None:
                 execution_context.result = ExecutionResult(data=data, errors=None)
-                COMPILED_OPERATIONS.inc()
+                COMPILED_OPERATIONS.labels("execute").inc()
         yield
