@@ -139,6 +139,7 @@ _CAMPAIGN_COLUMNS = {
     "updated_at": "updated_at",
 }
 _RELATIONS = {"client": ("Client", _CLIENT_COLUMNS), "campaign": ("Campaign", _CAMPAIGN_COLUMNS)}
+_CONNECTION_ARGUMENTS = {"filter", "first", "after", "last", "before"}
 _PAGE_INFO_FIELDS = {"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}
 
 
@@ -344,6 +345,9 @@ class _Compiler:
 
     def connection(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> _Connection:
         field_def = parent.fields[nodes[0].name.value]
+        if set(field_def.args) - _CONNECTION_ARGUMENTS:
+            # An argument this module does not apply would be silently ignored.
+            raise NotCompilable(f"unknown arguments of {nodes[0].name.value}")
         connection_type = _named_type(field_def.type)
         message = _Columns(["id", "created_at"])
         plan = _Connection(nodes[0], field_def, [], message, None, None, False)
