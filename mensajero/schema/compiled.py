@@ -6,21 +6,24 @@ graphql-core and strawberry about 500 field resolutions (``execute_field``,
 query by compiling it into SQL. This module does the equivalent for the
 operations clients repeat all day:
 
-- a query whose root fields are ``messages(...)`` connections (and
-  ``__typename``), each selecting ``totalCount``, ``pageInfo { ... }`` and
-  ``edges { cursor node { ... } }``, where a node selects scalar and enum fields
-  of ``Message`` (``id`` and ``uuid`` included) and its ``client { ... }`` /
-  ``campaign { ... }`` scalar fields; ``__typename`` anywhere, aliases, inline
-  fragments and fragment spreads (flattened), ``@include``/``@skip``.
+- a query whose root fields are ``messages(...)`` and ``clients(...)``
+  connections (and ``__typename``), each selecting ``totalCount``,
+  ``pageInfo { ... }`` and ``edges { cursor node { ... } }``, where a node
+  selects scalar and enum fields of ``Message`` (``id`` and ``uuid`` included)
+  and its ``client { ... }`` / ``campaign { ... }`` scalar fields, or scalar
+  fields of ``Client``; ``__typename`` anywhere, aliases, inline fragments and
+  fragment spreads (flattened), ``@include``/``@skip``.
 
 Such an operation is compiled once per document, operation name and values of
 the variables its ``@include``/``@skip`` use into a :class:`_Plan`: the columns
-to read and, per output key, how to write it. Executing it validates the
-arguments as the resolver does, reads one statement (page rows, client and
-campaign columns, and the exact total when ``totalCount`` is selected; see
-:func:`mensajero.services.message.list_message_rows`) and writes the response
-dicts in a tight loop, serializing every value with the schema's own scalar and
-enum serializers, so the answer is byte for byte the executor's.
+to read and, per output key, how to write it (a generated function, see
+:class:`_Generator`). Executing it validates the arguments as the resolver
+does; ``messages`` reads one statement (page rows, client and campaign columns,
+and the exact total when ``totalCount`` is selected; see
+:func:`mensajero.services.message.list_message_rows`), ``clients`` the
+resolver's own services; then the response dicts are written in one pass,
+every value serialized by the schema's own scalar and enum serializers, so the
+answer is byte for byte the executor's.
 
 It runs as the schema's last extension, in ``on_execute``: authentication,
 parsing, validation and the limits of ``schema/limits.py`` have run exactly as
@@ -38,6 +41,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -72,8 +76,9 @@ from strawberry.types import ExecutionResult
 from strawberry.types.arguments import convert_arguments
 
 from mensajero.repositories.message import ListingColumns
+from mensajero.services import client_queries as client_service
 from mensajero.services import message as message_service
-from mensajero.services.listing import KeysetPage, MessageFilter, encode_cursor
+from mensajero.services.listing import ClientFilter, KeysetPage, MessageFilter, Page, encode_cursor
 from mensajero.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -138,6 +143,10 @@ _CAMPAIGN_COLUMNS = {
     "created_at": "created_at",
     "updated_at": "updated_at",
 }
+# Clients listed as ORM objects (``clients``): their attributes, by the field's Python name.
+_CLIENT_ATTRIBUTES = {**_CLIENT_COLUMNS, "metadata": "metadata_"}
+# The root connections compiled, and the type of their nodes.
+_CONNECTIONS = {"messages": "Message", "clients": "Client"}
 _RELATIONS = {"client": ("Client", _CLIENT_COLUMNS), "campaign": ("Campaign", _CAMPAIGN_COLUMNS)}
 _CONNECTION_ARGUMENTS = {"filter", "first", "after", "last", "before"}
 _PAGE_INFO_FIELDS = {"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}
@@ -174,7 +183,7 @@ class _Node:
 
 @dataclass(eq=False)  # hashed by identity: a key of the converted filters
 class _Connection:
-    """One root ``messages`` field: its arguments and how to write its answer."""
+    """One root ``messages`` or ``clients`` field: its arguments and how to write its answer."""
 
     field_node: FieldNode
     field_def: GraphQLField
@@ -185,6 +194,7 @@ class _Connection:
     with_total: bool
     # The variables the ``filter`` argument uses, which with the document decide its value.
     filter_variables: tuple[str, ...] = ()
+    kind: str = "messages"  # the root field: a key of _CONNECTIONS
     columns: ListingColumns | None = None
     write: Callable[..., dict[str, Any]] | None = None
 
@@ -335,11 +345,11 @@ class _Compiler:
             name = nodes[0].name.value
             if name == "__typename":
                 entries.append((key, "const", query.name))
-            elif name == "messages":
-                entries.append((key, "messages", self.connection(query, nodes)))
+            elif name in _CONNECTIONS:
+                entries.append((key, "connection", self.connection(query, nodes)))
             else:
                 raise NotCompilable(f"root field {name}")
-        if not any(kind == "messages" for _, kind, _ in entries):
+        if not any(kind == "connection" for _, kind, _ in entries):
             raise NotCompilable("no connection")
         return _Plan(entries)
 
@@ -349,8 +359,10 @@ class _Compiler:
             # An argument this module does not apply would be silently ignored.
             raise NotCompilable(f"unknown arguments of {nodes[0].name.value}")
         connection_type = _named_type(field_def.type)
-        message = _Columns(["id", "created_at"])
-        plan = _Connection(nodes[0], field_def, [], message, None, None, False)
+        # The listed rows' columns (or attributes), id and created_at (the cursor's) first.
+        listed = _Columns(["id", "created_at"])
+        plan = _Connection(nodes[0], field_def, [], listed, None, None, False)
+        plan.kind = nodes[0].name.value
         plan.filter_variables = tuple(
             dict.fromkeys(
                 name
@@ -379,7 +391,7 @@ class _Compiler:
     ) -> OrderedDict[str, list[FieldNode]]:
         selection_sets = [node.selection_set for node in nodes if node.selection_set]
         for node in nodes:
-            if node.arguments and node.name.value not in ("messages",):
+            if node.arguments and node.name.value not in _CONNECTIONS:
                 raise NotCompilable(f"arguments on {node.name.value}")
         return self.collect(type_, selection_sets)
 
@@ -419,8 +431,10 @@ class _Compiler:
     def node(
         self, node_type: GraphQLObjectType, nodes: list[FieldNode], plan: _Connection
     ) -> _Node:
-        if node_type.name != "Message":
+        if node_type.name != _CONNECTIONS[plan.kind]:
             raise NotCompilable(f"node type {node_type.name}")
+        if plan.kind == "clients":
+            return self.leaves(node_type, nodes, _CLIENT_ATTRIBUTES, plan.message)
         written = _Node()
         for key, fields in self._subfields(node_type, nodes).items():
             name = fields[0].name.value
@@ -488,7 +502,7 @@ def _finish(plan: _Plan) -> _Plan:
     """Fix the row positions now that each connection's columns are known, and generate
     each connection's writer."""
     for _, kind, connection in plan.entries:
-        if kind != "messages":
+        if kind != "connection":
             continue
         offsets = {"message": 0}
         position = len(connection.message.names)
@@ -589,6 +603,28 @@ class _Generator:
         return self.namespace["write"]  # type: ignore[no-any-return]
 
 
+async def _list_clients(
+    session: Any,
+    organization_id: Any,
+    client_filter: ClientFilter,
+    page: KeysetPage,
+    connection: _Connection,
+) -> tuple[Page[Sequence[Any]], int | None]:
+    """``ClientQuery.clients``' page and count, through the same services; each client as a
+    tuple of the attributes the plan reads."""
+    found = await client_service.list_clients(
+        session, organization_id=organization_id, client_filter=client_filter, page=page
+    )
+    total = None
+    if connection.with_total:
+        total = await client_service.count_clients(
+            session, organization_id=organization_id, client_filter=client_filter
+        )
+    read = attrgetter(*connection.message.names)
+    rows = [read(client) for client in found.rows]
+    return Page(rows, found.has_next, found.has_previous), total
+
+
 def _row_cursor(row: Sequence[Any]) -> str:
     return encode_cursor(row[1], row[0])  # id and created_at lead every row
 
@@ -605,7 +641,7 @@ class CompiledLists:
         # Documents validated by strawberry's pipeline, by text and requested operation.
         self.validated: OrderedDict[tuple[str, str | None], _Document] = OrderedDict()
         # Converted filters (frozen, shared safely), see _arguments.
-        self.filters: dict[tuple[Any, ...], MessageFilter] = {}
+        self.filters: dict[tuple[Any, ...], Any] = {}
 
     @property
     def graphql_schema(self) -> GraphQLSchema:
@@ -739,7 +775,7 @@ class CompiledLists:
                     settings.graphql_max_page_size,
                 )
                 for _, kind, connection in plan.entries
-                if kind == "messages"
+                if kind == "connection"
             ]
         except Exception:  # invalid arguments: the executor answers the error
             return None
@@ -751,16 +787,21 @@ class CompiledLists:
                 if kind == "const":
                     data[key] = payload
                     continue
-                message_filter, page = next(pending)
+                list_filter, page = next(pending)
                 async with context.read() as session:
-                    found, total = await message_service.list_message_rows(
-                        session,
-                        organization_id=organization_id,
-                        message_filter=message_filter,
-                        page=page,
-                        columns=payload.columns,
-                        with_total=payload.with_total,
-                    )
+                    if payload.kind == "clients":
+                        found, total = await _list_clients(
+                            session, organization_id, list_filter, page, payload
+                        )
+                    else:
+                        found, total = await message_service.list_message_rows(
+                            session,
+                            organization_id=organization_id,
+                            message_filter=list_filter,
+                            page=page,
+                            columns=payload.columns,
+                            with_total=payload.with_total,
+                        )
                 data[key] = payload.write(found.rows, found.has_next, found.has_previous, total)
         except Exception:
             # The executor runs the operation again in a fresh session (a failed
@@ -772,8 +813,9 @@ class CompiledLists:
 
     def _arguments(
         self, connection: _Connection, coerced: Any, raw_variables: dict[str, Any], max_size: int
-    ) -> tuple[MessageFilter, KeysetPage]:
-        """The resolver's argument conversion and validation (``MessageQuery.messages``).
+    ) -> tuple[Any, KeysetPage]:
+        """The resolver's argument conversion and validation (``MessageQuery.messages``,
+        ``ClientQuery.clients``).
 
         Paging arguments are plain integers and strings; the filter goes through
         strawberry's input conversion (0.7 ms for MessageFilterInput), remembered per
@@ -788,7 +830,7 @@ class CompiledLists:
             max_size=max_size,
         )
         if values.get("filter") is None:
-            return MessageFilter(), page
+            return (ClientFilter() if connection.kind == "clients" else MessageFilter()), page
         key = (
             connection,
             tuple(
@@ -796,8 +838,8 @@ class CompiledLists:
                 for name in connection.filter_variables
             ),
         )
-        message_filter = self.filters.get(key)
-        if message_filter is None:
+        list_filter = self.filters.get(key)
+        if list_filter is None:
             strawberry_field = connection.field_def.extensions["strawberry-definition"]
             converted = convert_arguments(
                 {"filter": values["filter"]},
@@ -809,11 +851,11 @@ class CompiledLists:
                 scalar_registry=self.schema.schema_converter.scalar_registry,
                 config=self.schema.config,
             )["filter"]
-            message_filter = converted.to_filter()
+            list_filter = converted.to_filter()
             if len(self.filters) >= FILTER_CACHE_SIZE:
                 self.filters.clear()
-            self.filters[key] = message_filter
-        return message_filter, page
+            self.filters[key] = list_filter
+        return list_filter, page
 
 
 class CompiledListsExtension(SchemaExtension):
