@@ -188,7 +188,7 @@ class _Connection:
     field_node: FieldNode
     field_def: GraphQLField
     entries: list[tuple[str, str, Any]]
-    message: _Columns
+    listed: _Columns  # the columns (attributes for clients) of the listed rows
     client: _Columns | None
     campaign: _Columns | None
     with_total: bool
@@ -434,7 +434,7 @@ class _Compiler:
         if node_type.name != _CONNECTIONS[plan.kind]:
             raise NotCompilable(f"node type {node_type.name}")
         if plan.kind == "clients":
-            return self.leaves(node_type, nodes, _CLIENT_ATTRIBUTES, plan.message)
+            return self.leaves(node_type, nodes, _CLIENT_ATTRIBUTES, plan.listed)
         written = _Node()
         for key, fields in self._subfields(node_type, nodes).items():
             name = fields[0].name.value
@@ -453,7 +453,7 @@ class _Compiler:
                 written.writers.append((key, "relation:" + name, related))
             else:
                 written.writers.append(
-                    self.leaf(node_type, key, fields, _MESSAGE_COLUMNS, plan.message)
+                    self.leaf(node_type, key, fields, _MESSAGE_COLUMNS, plan.listed)
                 )
         return written
 
@@ -505,14 +505,14 @@ def _finish(plan: _Plan) -> _Plan:
         if kind != "connection":
             continue
         offsets = {"message": 0}
-        position = len(connection.message.names)
+        position = len(connection.listed.names)
         if connection.client is not None:
             offsets["client"] = position
             position += len(connection.client.names)
         if connection.campaign is not None:
             offsets["campaign"] = position
         connection.columns = ListingColumns(
-            tuple(connection.message.names),
+            tuple(connection.listed.names),
             tuple(connection.client.names) if connection.client else None,
             tuple(connection.campaign.names) if connection.campaign else None,
         )
@@ -620,7 +620,7 @@ async def _list_clients(
         total = await client_service.count_clients(
             session, organization_id=organization_id, client_filter=client_filter
         )
-    read = attrgetter(*connection.message.names)
+    read = attrgetter(*connection.listed.names)
     rows = [read(client) for client in found.rows]
     return Page(rows, found.has_next, found.has_previous), total
 
