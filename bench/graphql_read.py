@@ -2,7 +2,6 @@
 
     uv run python bench/graphql_read.py [--database-url postgresql://postgres@127.0.0.1/mensajero_bench]
         [--duration 15] [--concurrency 16] [--skip-postgraphile] [--executor]
-        [--client aiohttp|httpx]
 
 What it does, in one run:
 
@@ -12,16 +11,15 @@ What it does, in one run:
 2. Starts our server (``mensajero serve``, one process, production settings:
    PostgreSQL + Redis) and PostGraphile 4.14.1 (one Node process,
    ``-s public --simple-collections both``) against the same database.
-3. For each scenario, 16 concurrent clients (aiohttp, one event loop; ``--client
-   httpx`` for the older generator, which needs ~5 ms of CPU per request itself
-   and so saturates first on a small machine) send the query back to back
-   for ``--duration`` seconds after a short warm-up; every answer must be 200
-   without ``errors`` and hold 50 edges; then one client alone for
-   ``--probe-duration`` seconds (latency without queueing).
-   It prints req/s, p50 and p99 per server, the server process's CPU per
-   request (user + system from ``/proc``, children included; stable when the
-   machine is shared), the load generator's own CPU per request, and the
-   throughput ratio.
+3. For each scenario and server: checks a few answers (200, no ``errors``, 50
+   edges, the exact ``totalCount`` where asked); warms up; then 16 keep-alive
+   connections send the query back to back for ``--duration`` seconds (any
+   answer but 200 fails the run); checks the answers again; then one client
+   alone for ``--probe-duration`` seconds (latency without queueing). The load
+   comes from ``wrk`` (``--client asyncio`` without it; see bench/loadgen.py):
+   a Python client would eat the CPU the servers need on a small machine.
+   It prints req/s, p50 and p99 per server, the throughput ratio, and CPU per
+   request of each server and of the PostgreSQL backends serving it.
 
 Scenarios (both servers fetch the same 50 rows of the same organization,
 newest first, live messages only, each with its client's and campaign's name):
@@ -48,23 +46,30 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import httpx
-import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.loadgen import (  # noqa: E402
+    WRK_INSTALL_HINT,
+    CpuPerRequest,
+    Load,
+    Request,
+    asyncio_load,
+    measured_load,
+    stop,
+    wrk_load,
+)
 from mensajero.migrate import upgrade_database  # noqa: E402
 from mensajero.services.listing import Cursor  # noqa: E402
 
@@ -250,15 +255,6 @@ def start_postgraphile(binary: Path, url: str, port: int) -> subprocess.Popen[by
     )
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 async def wait_until_up(url: str, body: dict[str, Any], headers: dict[str, str]) -> None:
     async with httpx.AsyncClient(timeout=5) as client:
         for _ in range(240):
@@ -280,56 +276,6 @@ class Scenario:
     name: str
     ours: dict[str, Any]
     postgraphile: dict[str, Any]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and its descendants (``/proc``; Linux)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    total, pending = 0.0, [pid]
-    while pending:
-        current = pending.pop()
-        pending += children.get(current, [])
-        try:
-            with open(f"/proc/{current}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-@dataclass
-class Result:
-    requests: int
-    seconds: float
-    latencies_ms: list[float] = field(default_factory=list)
-    cpu_seconds: float = 0.0
-    client_cpu_seconds: float = 0.0
-
-    @property
-    def client_cpu_ms_per_request(self) -> float:
-        return self.client_cpu_seconds * 1000 / max(self.requests, 1)
-
-    @property
-    def cpu_ms_per_request(self) -> float:
-        return self.cpu_seconds * 1000 / max(self.requests, 1)
-
-    @property
-    def throughput(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def scenarios(prepared: dict[str, Any]) -> list[Scenario]:
@@ -372,191 +318,149 @@ def check(payload: dict[str, Any], expected_total: int | None) -> None:
         raise RuntimeError(f"totalCount {connection.get('totalCount')} != {expected_total}")
 
 
-class Poster:
-    """POSTs one JSON body again and again over keep-alive connections.
-
-    ``aiohttp`` (default) costs the load generator well under a millisecond of
-    CPU per request; ``httpx`` about 5 ms, so on a small machine 16 httpx clients
-    saturate before either server does and the figures measure the client.
-    """
-
-    def __init__(
-        self, kind: str, url: str, body: dict[str, Any], headers: dict[str, str], size: int
-    ) -> None:
-        self.kind = kind
-        self.url = url
-        self.raw = json.dumps(body).encode()
-        self.headers = {**headers, "Content-Type": "application/json"}
-        self.size = size
-        self.client: Any = None
-
-    async def __aenter__(self) -> Poster:
-        if self.kind == "aiohttp":
-            connector = aiohttp.TCPConnector(limit=self.size)
-            self.client = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=60)
-            )
-        else:
-            limits = httpx.Limits(max_connections=self.size, max_keepalive_connections=self.size)
-            self.client = httpx.AsyncClient(timeout=60, limits=limits)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.kind == "aiohttp":
-            await self.client.close()
-        else:
-            await self.client.aclose()
-
-    async def post(self) -> tuple[int, bytes]:
-        if self.kind == "aiohttp":
-            async with self.client.post(self.url, data=self.raw, headers=self.headers) as r:
-                return r.status, await r.read()
-        response = await self.client.post(self.url, content=self.raw, headers=self.headers)
-        return response.status_code, response.content
+async def check_answers(
+    url: str, body: dict[str, Any], headers: dict[str, str], expected_total: int | None
+) -> None:
+    async with httpx.AsyncClient(timeout=60, headers=headers) as client:
+        for _ in range(3):
+            response = await client.post(url, json=body)
+            if response.status_code != 200:
+                raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
+            check(response.json(), expected_total)
 
 
-async def load(
+@dataclass
+class Row:
+    name: str
+    server: str
+    load: Load
+    cpu: CpuPerRequest | None  # None for the one-client probe
+
+
+async def measure(
+    args: argparse.Namespace,
+    name: str,
+    server_name: str,
+    server: subprocess.Popen[bytes],
     url: str,
     body: dict[str, Any],
     headers: dict[str, str],
-    *,
-    concurrency: int,
-    duration: float,
-    warmup: float,
     expected_total: int | None,
-    pid: int,
-    client_kind: str,
-) -> Result:
-    async with Poster(client_kind, url, body, headers, concurrency) as poster:
-        _, content = await poster.post()
-        check(orjson.loads(content), expected_total)
+) -> list[Row]:
+    """Answers checked, a warm-up, the load at ``--concurrency``, answers checked, one client."""
+    request = Request(
+        name,
+        "POST",
+        url,
+        {**headers, "Content-Type": "application/json"},
+        json.dumps(body).encode(),
+    )
+    generate = wrk_load if args.client == "wrk" else asyncio_load
+    await check_answers(url, body, headers, expected_total)
+    await generate(request, connections=args.concurrency, duration=args.warmup)
+    load, cpu = await measured_load(
+        request,
+        server,
+        asyncpg_dsn(args.database_url),
+        client=args.client,
+        connections=args.concurrency,
+        duration=args.duration,
+    )
+    await check_answers(url, body, headers, expected_total)
+    rows = [Row(name, server_name, load, cpu)]
+    if args.probe_duration > 0:
+        # One client alone: the latency of a request itself, no queueing.
+        alone = await generate(request, connections=1, duration=args.probe_duration)
+        rows.append(Row(f"{name} (1 client)", server_name, alone, None))
+    return rows
 
-        latencies: list[float] = []
-        measuring = False
-        stop_at = 0.0
-        cpu = [0.0, 0.0]
-        client_cpu = [0.0, 0.0]
 
-        async def worker() -> None:
-            while True:
-                now = time.perf_counter()
-                if measuring and now >= stop_at:
-                    return
-                started = now
-                status, content = await poster.post()
-                elapsed = time.perf_counter() - started
-                if status != 200:
-                    raise RuntimeError(f"{status}: {content[:300]!r}")
-                payload = orjson.loads(content)
-                if payload.get("errors"):
-                    raise RuntimeError(json.dumps(payload["errors"])[:300])
-                if measuring and started < stop_at:
-                    latencies.append(elapsed * 1000)
-
-        async def clock() -> float:
-            nonlocal measuring, stop_at
-            await asyncio.sleep(warmup)
-            cpu[0] = cpu_seconds(pid)
-            client_cpu[0] = time.process_time()
-            begin = time.perf_counter()
-            stop_at = begin + duration
-            measuring = True
-            await asyncio.sleep(duration)
-            cpu[1] = cpu_seconds(pid)
-            client_cpu[1] = time.process_time()
-            return begin
-
-        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-        begin = await clock()
-        await asyncio.gather(*tasks)
-        # CPU over the measured window (requests in flight at its ends included).
-        return Result(
-            len(latencies),
-            stop_at - begin,
-            latencies,
-            cpu[1] - cpu[0],
-            client_cpu[1] - client_cpu[0],
-        )
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 async def run(args: argparse.Namespace) -> None:
+    if args.client == "wrk" and shutil.which("wrk") is None:
+        raise SystemExit(f"wrk not found: {WRK_INSTALL_HINT}")
     await ensure_database(args.database_url, messages=args.messages, clients=args.clients)
     prepared = await prepare(args.database_url)
     print(
         f"organization {prepared['organization_id']}: {prepared['total']:,} live messages, "
-        f"{prepared['delivered']:,} DELIVERED"
+        f"{prepared['delivered']:,} DELIVERED; load generator {args.client}; "
+        f"load average {load_average()}",
+        flush=True,
     )
-    servers: list[subprocess.Popen[bytes]] = []
+    servers: dict[str, subprocess.Popen[bytes]] = {}
     our_url = f"http://127.0.0.1:{args.port}/graphql"
     pgl_url = f"http://127.0.0.1:{args.postgraphile_port}/graphql"
     our_headers = {"Authorization": f"Bearer {prepared['key']}"}
-    rows: list[tuple[str, str, Result]] = []
+    rows: list[Row] = []
     try:
-        servers.append(
-            start_ours(args.database_url, args.redis_url, args.port, compiled=not args.executor)
+        servers["mensajero"] = start_ours(
+            args.database_url, args.redis_url, args.port, compiled=not args.executor
         )
         if not args.skip_postgraphile:
             binary = install_postgraphile(Path(args.npm_dir))
-            servers.append(start_postgraphile(binary, args.database_url, args.postgraphile_port))
+            servers["postgraphile"] = start_postgraphile(
+                binary, args.database_url, args.postgraphile_port
+            )
         await wait_until_up(our_url, {"query": "{ viewer { scopes } }"}, our_headers)
         if not args.skip_postgraphile:
             await wait_until_up(pgl_url, {"query": "{ __typename }"}, {})
         for scenario in scenarios(prepared):
             total = prepared["delivered"] if "totalCount" in scenario.name else None
-            targets = [("mensajero", our_url, scenario.ours, our_headers, servers[0].pid)]
+            targets = [("mensajero", our_url, scenario.ours, our_headers)]
             if not args.skip_postgraphile:
-                targets.append(("postgraphile", pgl_url, scenario.postgraphile, {}, servers[1].pid))
-            for server, url, body, headers, pid in targets:
-                for concurrency, duration, label in (
-                    (args.concurrency, args.duration, scenario.name),
-                    # One client alone: the latency of a request itself, no queueing.
-                    (1, args.probe_duration, f"{scenario.name} (1 client)"),
-                ):
-                    if duration <= 0:
-                        continue
-                    result = await load(
-                        url,
-                        body,
-                        headers,
-                        concurrency=concurrency,
-                        duration=duration,
-                        warmup=args.warmup,
-                        expected_total=total,
-                        pid=pid,
-                        client_kind=args.client,
-                    )
-                    rows.append((label, server, result))
+                targets.append(("postgraphile", pgl_url, scenario.postgraphile, {}))
+            for server_name, url, body, headers in targets:
+                measured = await measure(
+                    args, scenario.name, server_name, servers[server_name], url, body, headers,
+                    total,
+                )  # fmt: skip
+                for row in measured:
+                    rows.append(row)
+                    cpu = ""
+                    if row.cpu is not None:
+                        postgres = (
+                            "n/a" if row.cpu.postgres_ms is None else (f"{row.cpu.postgres_ms:.2f}")
+                        )
+                        cpu = (
+                            f"  CPU/req: server {row.cpu.server_ms:.2f} ms, PostgreSQL "
+                            f"{postgres} ms, load generator {row.cpu.client_ms:.2f} ms"
+                        )
                     print(
-                        f"{label:45} {server:13} {result.throughput:8.1f} req/s  "
-                        f"p50 {result.percentile(0.50):8.1f} ms  "
-                        f"p99 {result.percentile(0.99):8.1f} ms  "
-                        f"cpu {result.cpu_ms_per_request:6.2f} ms/req  "
-                        f"(load generator {result.client_cpu_ms_per_request:.2f})",
+                        f"{row.name:45} {server_name:13} {row.load.throughput:8.1f} req/s  "
+                        f"p50 {row.load.p50_ms:8.1f} ms  p99 {row.load.p99_ms:8.1f} ms{cpu}"
+                        f"  (load {load_average()})",
                         flush=True,
                     )
     finally:
-        for process in servers:
+        for process in servers.values():
             stop(process)
 
     print()
     print(
-        "| scenario | server | req/s | p50 ms | p99 ms | CPU ms/req | load generator CPU ms/req "
-        "| vs PostGraphile |"
+        "| scenario | server | req/s | p50 ms | p99 ms | server CPU ms/req "
+        "| PostgreSQL CPU ms/req | vs PostGraphile |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    by_scenario: dict[str, dict[str, Result]] = {}
-    for name, server, result in rows:
-        by_scenario.setdefault(name, {})[server] = result
+    by_scenario: dict[str, dict[str, Row]] = {}
+    for row in rows:
+        by_scenario.setdefault(row.name, {})[row.server] = row
     for name, results in by_scenario.items():
         baseline = results.get("postgraphile")
-        for server, result in results.items():
-            ratio = f"{result.throughput / baseline.throughput:.2f}x" if baseline else "-"
-            print(
-                f"| {name} | {server} | {result.throughput:.0f} | "
-                f"{result.percentile(0.5):.1f} | {result.percentile(0.99):.1f} | "
-                f"{result.cpu_ms_per_request:.2f} | {result.client_cpu_ms_per_request:.2f} | "
-                f"{ratio} |"
+        for server_name, row in results.items():
+            ratio = f"{row.load.throughput / baseline.load.throughput:.2f}x" if baseline else "-"
+            server_cpu = f"{row.cpu.server_ms:.2f}" if row.cpu else ""
+            postgres = (
+                f"{row.cpu.postgres_ms:.2f}" if row.cpu and row.cpu.postgres_ms is not None else ""
             )
+            print(
+                f"| {name} | {server_name} | {row.load.throughput:.0f} | "
+                f"{row.load.p50_ms:.1f} | {row.load.p99_ms:.1f} | {server_cpu} | {postgres} "
+                f"| {ratio} |"
+            )
+    print(f"\nload average at the end: {load_average()}")
 
 
 def main() -> None:
@@ -576,15 +480,15 @@ def main() -> None:
     parser.add_argument("--npm-dir", default="/tmp/mensajero-bench-postgraphile")
     parser.add_argument("--skip-postgraphile", action="store_true")
     parser.add_argument(
-        "--client",
-        choices=["aiohttp", "httpx"],
-        default="aiohttp",
-        help="HTTP client of the load generator (see Poster)",
-    )
-    parser.add_argument(
         "--executor",
         action="store_true",
         help="our server without the compiled list path (graphql_compiled_lists=false)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["wrk", "asyncio"],
+        default="wrk" if shutil.which("wrk") else "asyncio",
+        help=f"load generator (default wrk when installed; to get it: {WRK_INSTALL_HINT})",
     )
     asyncio.run(run(parser.parse_args()))
 
