@@ -1,7 +1,7 @@
 """GraphQL read throughput and latency at a million messages, against PostGraphile.
 
     uv run python bench/graphql_read.py [--database-url postgresql://postgres@127.0.0.1/mensajero_bench]
-        [--duration 15] [--concurrency 16] [--skip-postgraphile]
+        [--duration 15] [--concurrency 16] [--skip-postgraphile] [--executor]
 
 What it does, in one run:
 
@@ -30,6 +30,10 @@ newest first, live messages only, each with its client's and campaign's name):
 - ``status + totalCount``: ``messages(first: 50, filter: {status: DELIVERED})``
   with ``totalCount``;
 - ``status + totalCount, 10,000 deep``.
+
+Our server answers these operations on its compiled list path
+(``mensajero/schema/compiled.py``, ``graphql_compiled_lists``); ``--executor``
+turns it off to measure strawberry's executor instead.
 
 PostGraphile is installed with npm under a scratch directory (``--npm-dir``),
 never in the repository.
@@ -186,9 +190,12 @@ async def prepare(url: str) -> dict[str, Any]:
 # --- the servers ----------------------------------------------------------------
 
 
-def start_ours(url: str, redis_url: str, port: int) -> subprocess.Popen[bytes]:
+def start_ours(
+    url: str, redis_url: str, port: int, *, compiled: bool = True
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "MENSAJERO_GRAPHQL_COMPILED_LISTS": "true" if compiled else "false",
         "MENSAJERO_DATABASE_URL": sqlalchemy_url(url),
         "MENSAJERO_REDIS_URL": redis_url,
         "MENSAJERO_AUTO_MIGRATE": "false",
@@ -389,7 +396,9 @@ async def run(args: argparse.Namespace) -> None:
     our_headers = {"Authorization": f"Bearer {prepared['key']}"}
     rows: list[Row] = []
     try:
-        servers["mensajero"] = start_ours(args.database_url, args.redis_url, args.port)
+        servers["mensajero"] = start_ours(
+            args.database_url, args.redis_url, args.port, compiled=not args.executor
+        )
         if not args.skip_postgraphile:
             binary = install_postgraphile(Path(args.npm_dir))
             servers["postgraphile"] = start_postgraphile(
@@ -470,6 +479,11 @@ def main() -> None:
     parser.add_argument("--postgraphile-port", type=int, default=5678)
     parser.add_argument("--npm-dir", default="/tmp/mensajero-bench-postgraphile")
     parser.add_argument("--skip-postgraphile", action="store_true")
+    parser.add_argument(
+        "--executor",
+        action="store_true",
+        help="our server without the compiled list path (graphql_compiled_lists=false)",
+    )
     parser.add_argument(
         "--client",
         choices=["wrk", "asyncio"],
