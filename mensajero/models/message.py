@@ -228,7 +228,9 @@ class LogEvent(CreatedModel, table=True):
         Index("ix_log_events_log_id_dedup_key", "log_id", "dedup_key", unique=True),
     )
 
-    organization_id: uuid.UUID = Field(foreign_key="organizations.id", ondelete="CASCADE")
+    # No foreign key of its own: the attempt's (log_id) reaches the organization
+    # and cascades from it; a key per timeline row was a lookup and a lock each.
+    organization_id: uuid.UUID
     log_id: uuid.UUID = Field(foreign_key="communication_logs.id", ondelete="CASCADE")
     event: str = Field(sa_type=enum_column(16))
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
