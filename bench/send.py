@@ -70,6 +70,28 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _backend_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) of a PostgreSQL backend, when the server is local.
+
+    Wall time is noisy on a shared machine; the CPU time of the backend that
+    ran the statements and of this process is not.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_delta(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
 # --- seeding -----------------------------------------------------------------------
 
 
@@ -236,6 +258,8 @@ async def run_copy(dsn: str, context: dict[str, Any], clients: int) -> dict[str,
                 "SELECT id FROM clients WHERE organization_id = $1 ORDER BY id", organization_id
             )
         ][:clients]
+        backend_pid = await connection.fetchval("SELECT pg_backend_pid()")
+        backend_before, own_before = _backend_cpu_s(backend_pid), _own_cpu_s()
         started = time.perf_counter()
         now = datetime.now(UTC)
         records = [
@@ -286,6 +310,8 @@ async def run_copy(dsn: str, context: dict[str, Any], clients: int) -> dict[str,
                 ],
             )
         finished = time.perf_counter()
+        backend_cpu_s = _cpu_delta(backend_before, _backend_cpu_s(backend_pid))
+        own_cpu_s = _own_cpu_s() - own_before
     finally:
         await connection.close()
     return {
@@ -293,6 +319,8 @@ async def run_copy(dsn: str, context: dict[str, Any], clients: int) -> dict[str,
         "build_s": built - started,
         "copy_s": finished - built,
         "total_s": finished - started,
+        "python_cpu_s": own_cpu_s,
+        "postgres_cpu_s": backend_cpu_s,
         "peak_rss_mb": _peak_rss_mb(),
     }
 
@@ -300,6 +328,8 @@ async def run_copy(dsn: str, context: dict[str, Any], clients: int) -> dict[str,
 async def run_service(
     dsn: str, redis_url: str, context: dict[str, Any], *, settle_rss: float
 ) -> dict[str, Any]:
+    from sqlalchemy import text
+
     from mensajero.db import create_engine, create_sessionmaker
     from mensajero.events import publish, take_pending
     from mensajero.outbox import enqueue_jobs, take_pending_jobs
@@ -318,6 +348,10 @@ async def run_service(
     rss_before = _peak_rss_mb()
     try:
         session = sessionmaker()
+        # The session keeps this pooled connection (and backend) until it closes.
+        backend_pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        await session.rollback()
+        backend_before, own_before = _backend_cpu_s(backend_pid), _own_cpu_s()
         started = time.perf_counter()
         result = await send_sms_by_tags(
             session,
@@ -330,10 +364,13 @@ async def run_service(
         serviced = time.perf_counter()
         await session.commit()
         committed = time.perf_counter()
+        backend_cpu_s = _cpu_delta(backend_before, _backend_cpu_s(backend_pid))
+        db_own_cpu_s = _own_cpu_s() - own_before
         await publish(redis, take_pending(session))
         published = time.perf_counter()
         await enqueue_jobs(redis, take_pending_jobs(session))
         enqueued = time.perf_counter()
+        own_cpu_s = _own_cpu_s() - own_before
         await session.close()
         jobs = await redis.zcard(settings.queue_name)
     finally:
@@ -350,6 +387,9 @@ async def run_service(
         "enqueue_s": enqueued - published,
         "db_s": committed - started,
         "total_s": enqueued - started,
+        "python_cpu_to_commit_s": db_own_cpu_s,
+        "python_cpu_s": own_cpu_s,
+        "postgres_cpu_s": backend_cpu_s,
         "rss_before_mb": rss_before,
         "peak_rss_mb": _peak_rss_mb(),
     }
@@ -510,6 +550,16 @@ def main() -> None:
             f"COPY {max(r['peak_rss_mb'] for r in copies):.0f} MB, "
             f"GraphQL HTTP {http['peak_rss_mb']:.0f} MB"
         )
+        copy_cpu = [r["postgres_cpu_s"] for r in copies if r["postgres_cpu_s"] is not None]
+        service_cpu = [r["postgres_cpu_s"] for r in services if r["postgres_cpu_s"] is not None]
+        if copy_cpu and service_cpu:
+            print(
+                f"CPU (medians): COPY postgres {statistics.median(copy_cpu):.2f}s + python "
+                f"{statistics.median(r['python_cpu_s'] for r in copies):.2f}s; service postgres "
+                f"{statistics.median(service_cpu):.2f}s + python "
+                f"{statistics.median(r['python_cpu_to_commit_s'] for r in services):.2f}s to "
+                f"commit, {statistics.median(r['python_cpu_s'] for r in services):.2f}s in all"
+            )
         print(f"GraphQL over HTTP (in-process ASGI): {http['total_s']:.2f}s, "
               f"{http['response_bytes'] / 1e6:.1f} MB answer")  # fmt: skip
     finally:

@@ -20,13 +20,13 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import phonenumbers
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mensajero.events import StatusEvent, defer_publish
+from mensajero.events import StatusEvent, StatusEventBatch, defer_publish
 from mensajero.models import (
     Channel,
     Client,
@@ -94,16 +94,25 @@ def uuid7_strings(count: int) -> Iterator[str]:
     One timestamp and one random start for the batch, then a counter in the
     low bits: the ids stay unique and sorted, and building them costs a string
     format each instead of a ``uuid.UUID`` (several times faster for 100k).
+    Only the last group (48 bits) changes from one id to the next, so the
+    first four groups are formatted once per run of ids that share them.
     """
     unix_ms = time.time_ns() // 1_000_000
     random_bits = int.from_bytes(os.urandom(10), "big")
     rand_a = random_bits >> 68
     # Start in the lower half of the 62 counter bits: no overflow into the variant.
     rand_b = random_bits & ((1 << 61) - 1)
-    base = (unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
-    for offset in range(count):
-        value = f"{base + offset:032x}"
-        yield f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    value = (unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    low_bits = (1 << 48) - 1
+    while count > 0:
+        low = value & low_bits
+        run = min(count, low_bits + 1 - low)  # ids until the last group wraps
+        high = f"{value >> 48:020x}"
+        prefix = f"{high[:8]}-{high[8:12]}-{high[12:16]}-{high[16:]}-"
+        for offset in range(low, low + run):
+            yield f"{prefix}{offset:012x}"
+        value += run
+        count -= run
 
 
 def new_queue_id(channel: Channel) -> str:
@@ -313,8 +322,8 @@ def _queued_event(message: Message, log: CommunicationLog, now: datetime) -> Sta
 # --- send by tags ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class EnqueuedMessage:
+class EnqueuedMessage(NamedTuple):
+    # A tuple, not a dataclass: a bulk send answers one per recipient.
     id: str
     recipient: str
 
@@ -448,37 +457,33 @@ async def send_sms_by_tags(
     return EnqueueResult(
         queue_id=queue_id,
         channel=Channel.SMS,
-        messages=[
-            EnqueuedMessage(id=message_id, recipient=recipient)
-            for message_id, recipient in zip(batch.message_ids, batch.recipients, strict=True)
-        ],
+        messages=list(map(EnqueuedMessage, batch.message_ids, batch.recipients)),
         segments=segments,
         cost=price * count,
         scheduled_until=not_before,
     )
 
 
-def _batch_events(batch: FirstAttemptBatch) -> Iterator[StatusEvent]:
-    organization_id = str(batch.organization_id)
-    campaign_id = None if batch.campaign_id is None else str(batch.campaign_id)
-    occurred_at = batch.created_at.isoformat()
-    for message_id, log_id, client_id in zip(
-        batch.message_ids, batch.log_ids, batch.client_ids, strict=True
-    ):
-        # Built directly (not StatusEvent.build): this runs once per recipient.
-        yield StatusEvent(
-            organization_id=organization_id,
-            message_id=message_id,
-            log_id=log_id,
-            event=batch.second_event,
-            previous_status=None,
-            status=batch.status,
-            occurred_at=occurred_at,
-            channel=batch.channel,
-            queue_id=batch.queue_id,
-            campaign_id=campaign_id,
-            client_id=str(client_id),
-        )
+def _batch_events(batch: FirstAttemptBatch) -> StatusEventBatch:
+    template = StatusEvent(
+        organization_id=str(batch.organization_id),
+        message_id="",
+        log_id="",
+        event=batch.second_event,
+        previous_status=None,
+        status=batch.status,
+        occurred_at=batch.created_at.isoformat(),
+        channel=batch.channel,
+        queue_id=batch.queue_id,
+        campaign_id=None if batch.campaign_id is None else str(batch.campaign_id),
+        client_id=None,
+    )
+    return StatusEventBatch(
+        template=template,
+        message_ids=batch.message_ids,
+        log_ids=batch.log_ids,
+        client_ids=batch.client_ids,
+    )
 
 
 async def _require_campaign(

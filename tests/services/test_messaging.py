@@ -66,6 +66,19 @@ def test_uuid7_strings_are_unique_sorted_version_7() -> None:
     assert all(uuid.UUID(value).version == 7 for value in ids)
 
 
+def test_uuid7_strings_carry_into_the_fourth_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A random start 3 below a 48-bit boundary: the counter carries into the
+    # fourth group after three ids, which is formatted once per run.
+    start = (1 << 60) | ((1 << 48) - 3)
+    monkeypatch.setattr(messaging.os, "urandom", lambda size: start.to_bytes(size, "big"))
+    ids = list(messaging.uuid7_strings(6))
+    assert [uuid.UUID(value).int & ((1 << 62) - 1) for value in ids] == [
+        start + offset for offset in range(6)
+    ]
+    assert ids == sorted(ids) and all(str(uuid.UUID(value)) == value for value in ids)
+    assert [value[19:23] for value in ids] == ["9000"] * 3 + ["9001"] * 3
+
+
 async def _funded(session: AsyncSession, credits_amount: int = 1000, **kw: object) -> Organization:
     organization = await create_organization(session, **kw)
     await credits.top_up(session, organization_id=organization.id, amount=credits_amount)
