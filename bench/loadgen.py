@@ -172,6 +172,12 @@ def _cpu_seconds(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of one process so far; None when it is not on this machine."""
+    fields = _stat_fields(pid)
+    return None if fields is None else _cpu_seconds(fields)
+
+
 def group_pids(group: int) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():

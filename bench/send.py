@@ -51,6 +51,8 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.loadgen import process_cpu_seconds  # noqa: E402
+
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
 MESSAGE = "¡Oferta exclusiva para clientes VIP! 30% de descuento en tu proxima compra."
@@ -73,19 +75,6 @@ def _peak_rss_mb() -> float:
 def _own_cpu_s() -> float:
     times = os.times()
     return times.user + times.system
-
-
-def _backend_cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system) of a PostgreSQL backend, when the server is local.
-
-    Wall time is noisy on a shared machine; the CPU time of the backend that
-    ran the statements and of this process is not.
-    """
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_delta(before: float | None, after: float | None) -> float | None:
@@ -259,7 +248,7 @@ async def run_copy(dsn: str, context: dict[str, Any], clients: int) -> dict[str,
             )
         ][:clients]
         backend_pid = await connection.fetchval("SELECT pg_backend_pid()")
-        backend_before, own_before = _backend_cpu_s(backend_pid), _own_cpu_s()
+        backend_before, own_before = process_cpu_seconds(backend_pid), _own_cpu_s()
         started = time.perf_counter()
         now = datetime.now(UTC)
         records = [
@@ -310,7 +299,7 @@ async def run_copy(dsn: str, context: dict[str, Any], clients: int) -> dict[str,
                 ],
             )
         finished = time.perf_counter()
-        backend_cpu_s = _cpu_delta(backend_before, _backend_cpu_s(backend_pid))
+        backend_cpu_s = _cpu_delta(backend_before, process_cpu_seconds(backend_pid))
         own_cpu_s = _own_cpu_s() - own_before
     finally:
         await connection.close()
@@ -351,7 +340,7 @@ async def run_service(
         # The session keeps this pooled connection (and backend) until it closes.
         backend_pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         await session.rollback()
-        backend_before, own_before = _backend_cpu_s(backend_pid), _own_cpu_s()
+        backend_before, own_before = process_cpu_seconds(backend_pid), _own_cpu_s()
         started = time.perf_counter()
         result = await send_sms_by_tags(
             session,
@@ -364,7 +353,7 @@ async def run_service(
         serviced = time.perf_counter()
         await session.commit()
         committed = time.perf_counter()
-        backend_cpu_s = _cpu_delta(backend_before, _backend_cpu_s(backend_pid))
+        backend_cpu_s = _cpu_delta(backend_before, process_cpu_seconds(backend_pid))
         db_own_cpu_s = _own_cpu_s() - own_before
         await publish(redis, take_pending(session))
         published = time.perf_counter()
