@@ -65,10 +65,8 @@ from bench.loadgen import (  # noqa: E402
     CpuPerRequest,
     Load,
     Request,
-    asyncio_load,
-    measured_load,
+    checked_measurement,
     stop,
-    wrk_load,
 )
 from mensajero.migrate import upgrade_database  # noqa: E402
 from mensajero.services.listing import Cursor  # noqa: E402
@@ -355,23 +353,20 @@ async def measure(
         {**headers, "Content-Type": "application/json"},
         json.dumps(body).encode(),
     )
-    generate = wrk_load if args.client == "wrk" else asyncio_load
-    await check_answers(url, body, headers, expected_total)
-    await generate(request, connections=args.concurrency, duration=args.warmup)
-    load, cpu = await measured_load(
+    measured = await checked_measurement(
         request,
         server,
         asyncpg_dsn(args.database_url),
+        lambda: check_answers(url, body, headers, expected_total),
         client=args.client,
         connections=args.concurrency,
+        warmup=args.warmup,
         duration=args.duration,
+        alone_duration=args.probe_duration,
     )
-    await check_answers(url, body, headers, expected_total)
-    rows = [Row(name, server_name, load, cpu)]
-    if args.probe_duration > 0:
-        # One client alone: the latency of a request itself, no queueing.
-        alone = await generate(request, connections=1, duration=args.probe_duration)
-        rows.append(Row(f"{name} (1 client)", server_name, alone, None))
+    rows = [Row(name, server_name, measured.load, measured.cpu)]
+    if measured.alone is not None:
+        rows.append(Row(f"{name} (1 client)", server_name, measured.alone, None))
     return rows
 
 

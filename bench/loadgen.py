@@ -20,6 +20,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -282,3 +283,36 @@ async def measured_load(
         backends_cpu * per if backend_pids else None,
         client_cpu * per if client == "wrk" else float("nan"),
     )
+
+
+@dataclass
+class Measurement:
+    load: Load  # at ``connections`` in flight
+    cpu: CpuPerRequest
+    alone: Load | None  # one connection alone: a request's latency without queueing
+
+
+async def checked_measurement(
+    request: Request,
+    server: subprocess.Popen[bytes],
+    dsn: str,
+    check: Callable[[], Awaitable[None]],
+    *,
+    client: str,
+    connections: int,
+    warmup: float,
+    duration: float,
+    alone_duration: float,
+) -> Measurement:
+    """Answers checked, a warm-up, the measured load, answers checked again, one client alone."""
+    generate = wrk_load if client == "wrk" else asyncio_load
+    await check()
+    await generate(request, connections=connections, duration=warmup)
+    load, cpu = await measured_load(
+        request, server, dsn, client=client, connections=connections, duration=duration
+    )
+    await check()
+    alone = None
+    if alone_duration > 0:
+        alone = await generate(request, connections=1, duration=alone_duration)
+    return Measurement(load, cpu, alone)

@@ -68,10 +68,8 @@ from bench.loadgen import (  # noqa: E402
     WRK_INSTALL_HINT,
     Load,
     Request,
-    asyncio_load,
-    measured_load,
+    checked_measurement,
     stop,
-    wrk_load,
 )
 from mensajero.migrate import upgrade_database  # noqa: E402
 from mensajero.services.listing import Cursor  # noqa: E402
@@ -284,21 +282,28 @@ async def measure(
     workers: int,
 ) -> Row:
     key, delivered = prepared["key"], prepared["delivered"]
-    request = scenario.request(base_url, key)
-    generate = wrk_load if args.client == "wrk" else asyncio_load
-    await check_answers(base_url, key, scenario, delivered)
-    await generate(request, connections=args.concurrency, duration=args.warmup)
-    load, cpu = await measured_load(
-        request,
+    measured = await checked_measurement(
+        scenario.request(base_url, key),
         server,
         asyncpg_dsn(args.database_url),
+        lambda: check_answers(base_url, key, scenario, delivered),
         client=args.client,
         connections=args.concurrency,
+        warmup=args.warmup,
         duration=args.duration,
+        alone_duration=args.alone_duration,
     )
-    await check_answers(base_url, key, scenario, delivered)
-    alone = await generate(request, connections=1, duration=args.alone_duration)
-    return Row(scenario, workers, load, alone.p50_ms, cpu.server_ms, cpu.postgres_ms, cpu.client_ms)
+    cpu = measured.cpu
+    assert measured.alone is not None
+    return Row(
+        scenario,
+        workers,
+        measured.load,
+        measured.alone.p50_ms,
+        cpu.server_ms,
+        cpu.postgres_ms,
+        cpu.client_ms,
+    )
 
 
 async def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -560,6 +561,16 @@ class MessageRepository(OrganizationScopedRepository[Message]):
             page.before is not None,
             page.size + 1,
         )
+        listing = functools.partial(
+            _keyset_listing,
+            names,
+            columns,
+            total,
+            backward=page.backward,
+            after=page.after is not None,
+            before=page.before is not None,
+            limit=page.size + 1,
+        )
         connection = await self.session.connection()
         rows: Sequence[Any]
         if connection.dialect.driver == "asyncpg":
@@ -567,31 +578,11 @@ class MessageRepository(OrganizationScopedRepository[Message]):
             rows = await _fetch_compiled(
                 connection,
                 ("asyncpg keyset listing", *shape, tuple(lengths.items())),
-                lambda: _keyset_listing(
-                    names,
-                    columns,
-                    total,
-                    backward=page.backward,
-                    after=page.after is not None,
-                    before=page.before is not None,
-                    limit=page.size + 1,
-                    spread=lengths,
-                ),
+                lambda: listing(spread=lengths),
                 spread_values,
             )
         else:
-            statement = _cached(
-                ("keyset listing", *shape),
-                lambda: _keyset_listing(
-                    names,
-                    columns,
-                    total,
-                    backward=page.backward,
-                    after=page.after is not None,
-                    before=page.before is not None,
-                    limit=page.size + 1,
-                ),
-            )
+            statement = _cached(("keyset listing", *shape), listing)
             rows = (await connection.execute(statement, values)).all()
         found = page_from_rows(rows, page)
         if total is None:
