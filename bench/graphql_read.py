@@ -1,7 +1,7 @@
 """GraphQL read throughput and latency at a million messages, against PostGraphile.
 
     uv run python bench/graphql_read.py [--database-url postgresql://postgres@127.0.0.1/mensajero_bench]
-        [--duration 15] [--concurrency 16] [--skip-postgraphile]
+        [--duration 15] [--concurrency 16] [--skip-postgraphile] [--executor]
 
 What it does, in one run:
 
@@ -11,11 +11,15 @@ What it does, in one run:
 2. Starts our server (``mensajero serve``, one process, production settings:
    PostgreSQL + Redis) and PostGraphile 4.14.1 (one Node process,
    ``-s public --simple-collections both``) against the same database.
-3. For each scenario, 16 concurrent clients (httpx, one event loop) send the
-   query back to back for ``--duration`` seconds after a short warm-up;
-   every answer must be 200 without ``errors`` and hold 50 edges; then one
-   client alone for ``--probe-duration`` seconds (latency without queueing).
-   It prints req/s, p50 and p99 per server and the throughput ratio.
+3. For each scenario and server: checks a few answers (200, no ``errors``, 50
+   edges, the exact ``totalCount`` where asked); warms up; then 16 keep-alive
+   connections send the query back to back for ``--duration`` seconds (any
+   answer but 200 fails the run); checks the answers again; then one client
+   alone for ``--probe-duration`` seconds (latency without queueing). The load
+   comes from ``wrk`` (``--client asyncio`` without it; see bench/loadgen.py):
+   a Python client would eat the CPU the servers need on a small machine.
+   It prints req/s, p50 and p99 per server, the throughput ratio, and CPU per
+   request of each server and of the PostgreSQL backends serving it.
 
 Scenarios (both servers fetch the same 50 rows of the same organization,
 newest first, live messages only, each with its client's and campaign's name):
@@ -26,6 +30,10 @@ newest first, live messages only, each with its client's and campaign's name):
 - ``status + totalCount``: ``messages(first: 50, filter: {status: DELIVERED})``
   with ``totalCount``;
 - ``status + totalCount, 10,000 deep``.
+
+Our server answers these operations on its compiled list path
+(``mensajero/schema/compiled.py``, ``graphql_compiled_lists``); ``--executor``
+turns it off to measure strawberry's executor instead.
 
 PostGraphile is installed with npm under a scratch directory (``--npm-dir``),
 never in the repository.
@@ -38,12 +46,11 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +60,14 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.loadgen import (  # noqa: E402
+    WRK_INSTALL_HINT,
+    CpuPerRequest,
+    Load,
+    Request,
+    checked_measurement,
+    stop,
+)
 from mensajero.migrate import upgrade_database  # noqa: E402
 from mensajero.services.listing import Cursor  # noqa: E402
 
@@ -173,9 +188,12 @@ async def prepare(url: str) -> dict[str, Any]:
 # --- the servers ----------------------------------------------------------------
 
 
-def start_ours(url: str, redis_url: str, port: int) -> subprocess.Popen[bytes]:
+def start_ours(
+    url: str, redis_url: str, port: int, *, compiled: bool = True
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "MENSAJERO_GRAPHQL_COMPILED_LISTS": "true" if compiled else "false",
         "MENSAJERO_DATABASE_URL": sqlalchemy_url(url),
         "MENSAJERO_REDIS_URL": redis_url,
         "MENSAJERO_AUTO_MIGRATE": "false",
@@ -235,15 +253,6 @@ def start_postgraphile(binary: Path, url: str, port: int) -> subprocess.Popen[by
     )
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 async def wait_until_up(url: str, body: dict[str, Any], headers: dict[str, str]) -> None:
     async with httpx.AsyncClient(timeout=5) as client:
         for _ in range(240):
@@ -265,21 +274,6 @@ class Scenario:
     name: str
     ours: dict[str, Any]
     postgraphile: dict[str, Any]
-
-
-@dataclass
-class Result:
-    requests: int
-    seconds: float
-    latencies_ms: list[float] = field(default_factory=list)
-
-    @property
-    def throughput(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def scenarios(prepared: dict[str, Any]) -> list[Scenario]:
@@ -322,73 +316,89 @@ def check(payload: dict[str, Any], expected_total: int | None) -> None:
         raise RuntimeError(f"totalCount {connection.get('totalCount')} != {expected_total}")
 
 
-async def load(
+async def check_answers(
+    url: str, body: dict[str, Any], headers: dict[str, str], expected_total: int | None
+) -> None:
+    async with httpx.AsyncClient(timeout=60, headers=headers) as client:
+        for _ in range(3):
+            response = await client.post(url, json=body)
+            if response.status_code != 200:
+                raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
+            check(response.json(), expected_total)
+
+
+@dataclass
+class Row:
+    name: str
+    server: str
+    load: Load
+    cpu: CpuPerRequest | None  # None for the one-client probe
+
+
+async def measure(
+    args: argparse.Namespace,
+    name: str,
+    server_name: str,
+    server: subprocess.Popen[bytes],
     url: str,
     body: dict[str, Any],
     headers: dict[str, str],
-    *,
-    concurrency: int,
-    duration: float,
-    warmup: float,
     expected_total: int | None,
-) -> Result:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=60, limits=limits, headers=headers) as client:
-        response = await client.post(url, json=body)
-        check(response.json(), expected_total)
+) -> list[Row]:
+    """Answers checked, a warm-up, the load at ``--concurrency``, answers checked, one client."""
+    request = Request(
+        name,
+        "POST",
+        url,
+        {**headers, "Content-Type": "application/json"},
+        json.dumps(body).encode(),
+    )
+    measured = await checked_measurement(
+        request,
+        server,
+        asyncpg_dsn(args.database_url),
+        lambda: check_answers(url, body, headers, expected_total),
+        client=args.client,
+        connections=args.concurrency,
+        warmup=args.warmup,
+        duration=args.duration,
+        alone_duration=args.probe_duration,
+    )
+    rows = [Row(name, server_name, measured.load, measured.cpu)]
+    if measured.alone is not None:
+        rows.append(Row(f"{name} (1 client)", server_name, measured.alone, None))
+    return rows
 
-        latencies: list[float] = []
-        measuring = False
-        stop_at = 0.0
 
-        async def worker() -> None:
-            while True:
-                now = time.perf_counter()
-                if measuring and now >= stop_at:
-                    return
-                started = now
-                response = await client.post(url, json=body)
-                elapsed = time.perf_counter() - started
-                if response.status_code != 200:
-                    raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
-                payload = response.json()
-                if payload.get("errors"):
-                    raise RuntimeError(json.dumps(payload["errors"])[:300])
-                if measuring and started < stop_at:
-                    latencies.append(elapsed * 1000)
-
-        async def clock() -> float:
-            nonlocal measuring, stop_at
-            await asyncio.sleep(warmup)
-            begin = time.perf_counter()
-            stop_at = begin + duration
-            measuring = True
-            await asyncio.sleep(duration)
-            return begin
-
-        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-        begin = await clock()
-        await asyncio.gather(*tasks)
-        return Result(len(latencies), stop_at - begin, latencies)
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 async def run(args: argparse.Namespace) -> None:
+    if args.client == "wrk" and shutil.which("wrk") is None:
+        raise SystemExit(f"wrk not found: {WRK_INSTALL_HINT}")
     await ensure_database(args.database_url, messages=args.messages, clients=args.clients)
     prepared = await prepare(args.database_url)
     print(
         f"organization {prepared['organization_id']}: {prepared['total']:,} live messages, "
-        f"{prepared['delivered']:,} DELIVERED"
+        f"{prepared['delivered']:,} DELIVERED; load generator {args.client}; "
+        f"load average {load_average()}",
+        flush=True,
     )
-    servers: list[subprocess.Popen[bytes]] = []
+    servers: dict[str, subprocess.Popen[bytes]] = {}
     our_url = f"http://127.0.0.1:{args.port}/graphql"
     pgl_url = f"http://127.0.0.1:{args.postgraphile_port}/graphql"
     our_headers = {"Authorization": f"Bearer {prepared['key']}"}
-    rows: list[tuple[str, str, Result]] = []
+    rows: list[Row] = []
     try:
-        servers.append(start_ours(args.database_url, args.redis_url, args.port))
+        servers["mensajero"] = start_ours(
+            args.database_url, args.redis_url, args.port, compiled=not args.executor
+        )
         if not args.skip_postgraphile:
             binary = install_postgraphile(Path(args.npm_dir))
-            servers.append(start_postgraphile(binary, args.database_url, args.postgraphile_port))
+            servers["postgraphile"] = start_postgraphile(
+                binary, args.database_url, args.postgraphile_port
+            )
         await wait_until_up(our_url, {"query": "{ viewer { scopes } }"}, our_headers)
         if not args.skip_postgraphile:
             await wait_until_up(pgl_url, {"query": "{ __typename }"}, {})
@@ -397,48 +407,55 @@ async def run(args: argparse.Namespace) -> None:
             targets = [("mensajero", our_url, scenario.ours, our_headers)]
             if not args.skip_postgraphile:
                 targets.append(("postgraphile", pgl_url, scenario.postgraphile, {}))
-            for server, url, body, headers in targets:
-                for concurrency, duration, label in (
-                    (args.concurrency, args.duration, scenario.name),
-                    # One client alone: the latency of a request itself, no queueing.
-                    (1, args.probe_duration, f"{scenario.name} (1 client)"),
-                ):
-                    if duration <= 0:
-                        continue
-                    result = await load(
-                        url,
-                        body,
-                        headers,
-                        concurrency=concurrency,
-                        duration=duration,
-                        warmup=args.warmup,
-                        expected_total=total,
-                    )
-                    rows.append((label, server, result))
+            for server_name, url, body, headers in targets:
+                measured = await measure(
+                    args, scenario.name, server_name, servers[server_name], url, body, headers,
+                    total,
+                )  # fmt: skip
+                for row in measured:
+                    rows.append(row)
+                    cpu = ""
+                    if row.cpu is not None:
+                        postgres = (
+                            "n/a" if row.cpu.postgres_ms is None else (f"{row.cpu.postgres_ms:.2f}")
+                        )
+                        cpu = (
+                            f"  CPU/req: server {row.cpu.server_ms:.2f} ms, PostgreSQL "
+                            f"{postgres} ms, load generator {row.cpu.client_ms:.2f} ms"
+                        )
                     print(
-                        f"{label:45} {server:13} {result.throughput:8.1f} req/s  "
-                        f"p50 {result.percentile(0.50):8.1f} ms  "
-                        f"p99 {result.percentile(0.99):8.1f} ms",
+                        f"{row.name:45} {server_name:13} {row.load.throughput:8.1f} req/s  "
+                        f"p50 {row.load.p50_ms:8.1f} ms  p99 {row.load.p99_ms:8.1f} ms{cpu}"
+                        f"  (load {load_average()})",
                         flush=True,
                     )
     finally:
-        for process in servers:
+        for process in servers.values():
             stop(process)
 
     print()
-    print("| scenario | server | req/s | p50 ms | p99 ms | vs PostGraphile |")
-    print("|---|---|---:|---:|---:|---:|")
-    by_scenario: dict[str, dict[str, Result]] = {}
-    for name, server, result in rows:
-        by_scenario.setdefault(name, {})[server] = result
+    print(
+        "| scenario | server | req/s | p50 ms | p99 ms | server CPU ms/req "
+        "| PostgreSQL CPU ms/req | vs PostGraphile |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    by_scenario: dict[str, dict[str, Row]] = {}
+    for row in rows:
+        by_scenario.setdefault(row.name, {})[row.server] = row
     for name, results in by_scenario.items():
         baseline = results.get("postgraphile")
-        for server, result in results.items():
-            ratio = f"{result.throughput / baseline.throughput:.2f}x" if baseline else "-"
-            print(
-                f"| {name} | {server} | {result.throughput:.0f} | "
-                f"{result.percentile(0.5):.1f} | {result.percentile(0.99):.1f} | {ratio} |"
+        for server_name, row in results.items():
+            ratio = f"{row.load.throughput / baseline.load.throughput:.2f}x" if baseline else "-"
+            server_cpu = f"{row.cpu.server_ms:.2f}" if row.cpu else ""
+            postgres = (
+                f"{row.cpu.postgres_ms:.2f}" if row.cpu and row.cpu.postgres_ms is not None else ""
             )
+            print(
+                f"| {name} | {server_name} | {row.load.throughput:.0f} | "
+                f"{row.load.p50_ms:.1f} | {row.load.p99_ms:.1f} | {server_cpu} | {postgres} "
+                f"| {ratio} |"
+            )
+    print(f"\nload average at the end: {load_average()}")
 
 
 def main() -> None:
@@ -457,6 +474,17 @@ def main() -> None:
     parser.add_argument("--postgraphile-port", type=int, default=5678)
     parser.add_argument("--npm-dir", default="/tmp/mensajero-bench-postgraphile")
     parser.add_argument("--skip-postgraphile", action="store_true")
+    parser.add_argument(
+        "--executor",
+        action="store_true",
+        help="our server without the compiled list path (graphql_compiled_lists=false)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["wrk", "asyncio"],
+        default="wrk" if shutil.which("wrk") else "asyncio",
+        help=f"load generator (default wrk when installed; to get it: {WRK_INSTALL_HINT})",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

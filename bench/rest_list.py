@@ -48,19 +48,15 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import asyncpg
 import httpx
@@ -68,6 +64,13 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.loadgen import (  # noqa: E402
+    WRK_INSTALL_HINT,
+    Load,
+    Request,
+    checked_measurement,
+    stop,
+)
 from mensajero.migrate import upgrade_database  # noqa: E402
 from mensajero.services.listing import Cursor  # noqa: E402
 
@@ -83,7 +86,6 @@ GRAPHQL_QUERY = (
     f"filter: {{status: DELIVERED}}) {{ totalCount edges {{ node {{ {GRAPHQL_FIELDS} }} }} }} }}"
 )
 SERVER_LOG = Path(tempfile.gettempdir()) / "mensajero-bench-rest-list-server.log"
-WRK_INSTALL_HINT = "install wrk (Debian/Ubuntu: apt-get install -y wrk) or pass --client asyncio"
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -195,96 +197,6 @@ def start_server(url: str, redis_url: str, port: int, workers: int) -> subproces
     )
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-# --- CPU accounting (Linux /proc) -------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-
-
-def _cpu_seconds(fields: list[str]) -> float:
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def group_pids(group: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None and int(fields[2]) == group:
-                pids.append(int(entry.name))
-    return pids
-
-
-def pids_cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of these processes so far (gone ones count nothing)."""
-    total = 0.0
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields is not None:
-            total += _cpu_seconds(fields)
-    return total
-
-
-def postgres_ports(pids: list[int], port: int) -> list[int]:
-    """Local ports of the processes' TCP connections to ``port`` (the database's)."""
-    inodes = set()
-    for pid in pids:
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except (FileNotFoundError, PermissionError):
-            continue
-    ports = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            columns = line.split()
-            local, remote, inode = columns[1], columns[2], columns[9]
-            if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == port:
-                ports.append(int(local.rsplit(":", 1)[1], 16))
-    return ports
-
-
-async def postgres_backend_pids(url: str, server_group: int) -> list[int]:
-    """The PostgreSQL backends serving the server's pooled connections (same machine only)."""
-    dsn = asyncpg_dsn(url)
-    ports = postgres_ports(group_pids(server_group), urlsplit(dsn).port or 5432)
-    if not ports:
-        return []
-    connection = await asyncpg.connect(dsn)
-    try:
-        rows = await connection.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])", ports
-        )
-    finally:
-        await connection.close()
-    pids = [row["pid"] for row in rows]
-    return pids if all(_stat_fields(pid) is not None for pid in pids) else []
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 # --- scenarios and checks ---------------------------------------------------------------
 
 
@@ -304,17 +216,17 @@ class Scenario:
     def payload(self) -> bytes:
         return json.dumps(self.body).encode() if self.body is not None else b""
 
-
-@dataclass
-class Load:
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-
-    @property
-    def throughput(self) -> float:
-        return self.requests / self.seconds
+    def request(self, base_url: str, key: str) -> Request:
+        headers = {"Authorization": f"Bearer {key}"}
+        if self.body is not None:
+            headers["Content-Type"] = "application/json"
+        return Request(
+            self.name,
+            self.method,
+            base_url + self.target,
+            headers,
+            self.payload if self.body is not None else None,
+        )
 
 
 def check(payload: dict[str, Any], expected_total: int) -> None:
@@ -347,110 +259,6 @@ async def check_answers(
             check(response.json(), expected_total)
 
 
-# --- load generators --------------------------------------------------------------------
-
-_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-
-def _wrk_script(scenario: Scenario, key: str, directory: str) -> str:
-    path = Path(directory) / "scenario.lua"
-    lines = [
-        f"wrk.method = {json.dumps(scenario.method)}",
-        f'wrk.headers["Authorization"] = {json.dumps(f"Bearer {key}")}',
-    ]
-    if scenario.body is not None:
-        lines.append('wrk.headers["Content-Type"] = "application/json"')
-        lines.append(f"wrk.body = {json.dumps(scenario.payload.decode())}")
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
-
-
-def _wrk_latency(output: str, percentile: str) -> float:
-    match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no {percentile}% latency in wrk's output:\n{output}")
-    return float(match.group(1)) * _WRK_UNITS[match.group(2)]
-
-
-async def wrk_load(
-    base_url: str, key: str, scenario: Scenario, *, connections: int, duration: float
-) -> Load:
-    with tempfile.TemporaryDirectory() as directory:
-        script = _wrk_script(scenario, key, directory)
-        process = await asyncio.create_subprocess_exec(
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{max(1, round(duration))}s",
-            "--latency",
-            "--timeout",
-            "60s",  # wrk's 2 s default counts slow GraphQL answers under load as errors
-            "-s",
-            script,
-            base_url + scenario.target,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output = (await process.communicate())[0].decode()
-    if process.returncode != 0:
-        raise RuntimeError(f"wrk failed:\n{output}")
-    for failure in ("Non-2xx or 3xx responses", "Socket errors"):
-        if failure in output:
-            raise RuntimeError(f"{scenario.name}: {failure.lower()}:\n{output}")
-    requests = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
-    if requests is None:
-        raise RuntimeError(f"unexpected wrk output:\n{output}")
-    seconds = float(requests.group(2)) * _WRK_UNITS[requests.group(3)] / 1000
-    return Load(
-        int(requests.group(1)), seconds, _wrk_latency(output, "50"), _wrk_latency(output, "99")
-    )
-
-
-async def asyncio_load(
-    base_url: str, key: str, scenario: Scenario, *, connections: int, duration: float
-) -> Load:
-    """``connections`` keep-alive HTTP/1.1 connections sending back to back (no wrk)."""
-    host, port = base_url.removeprefix("http://").split(":")
-    payload = scenario.payload
-    head = [
-        f"{scenario.method} {scenario.target} HTTP/1.1",
-        f"Host: {host}:{port}",
-        f"Authorization: Bearer {key}",
-    ]
-    if scenario.body is not None:
-        head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
-    request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
-    latencies: list[float] = []
-    stop_at = time.perf_counter() + duration
-
-    async def connection() -> None:
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
-            while (started := time.perf_counter()) < stop_at:
-                writer.write(request)
-                header = await reader.readuntil(b"\r\n\r\n")
-                if not header.startswith(b"HTTP/1.1 200"):
-                    raise RuntimeError(f"{scenario.name}: {header[:200]!r}")
-                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", header)
-                if length is None:
-                    raise RuntimeError(f"{scenario.name}: no Content-Length in {header!r}")
-                await reader.readexactly(int(length.group(1)))
-                latencies.append((time.perf_counter() - started) * 1000)
-        finally:
-            writer.close()
-
-    began = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(connections)))
-    seconds = time.perf_counter() - began
-    ordered = sorted(latencies)
-    return Load(
-        len(ordered),
-        seconds,
-        ordered[len(ordered) // 2],
-        ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
-    )
-
-
 # --- the run ----------------------------------------------------------------------------
 
 
@@ -474,38 +282,27 @@ async def measure(
     workers: int,
 ) -> Row:
     key, delivered = prepared["key"], prepared["delivered"]
-    generate = wrk_load if args.client == "wrk" else asyncio_load
-    await check_answers(base_url, key, scenario, delivered)
-    await generate(base_url, key, scenario, connections=args.concurrency, duration=args.warmup)
-    server_pids = group_pids(server.pid)
-    backends_before = {
-        pid: pids_cpu_seconds([pid])
-        for pid in await postgres_backend_pids(args.database_url, server.pid)
-    }
-    server_before = pids_cpu_seconds(server_pids)
-    client_before = children_cpu_seconds()
-    load = await generate(
-        base_url, key, scenario, connections=args.concurrency, duration=args.duration
+    measured = await checked_measurement(
+        scenario.request(base_url, key),
+        server,
+        asyncpg_dsn(args.database_url),
+        lambda: check_answers(base_url, key, scenario, delivered),
+        client=args.client,
+        connections=args.concurrency,
+        warmup=args.warmup,
+        duration=args.duration,
+        alone_duration=args.alone_duration,
     )
-    client_cpu = children_cpu_seconds() - client_before
-    server_cpu = pids_cpu_seconds(server_pids) - server_before
-    # Backends of connections opened during the run count from their start.
-    backend_pids = await postgres_backend_pids(args.database_url, server.pid)
-    backends_cpu = sum(
-        pids_cpu_seconds([pid]) - backends_before.get(pid, 0.0) for pid in backend_pids
-    )
-    await check_answers(base_url, key, scenario, delivered)
-    alone = await generate(base_url, key, scenario, connections=1, duration=args.alone_duration)
-    if args.client == "asyncio":
-        client_cpu = float("nan")  # in this process: not separable from the checks
+    cpu = measured.cpu
+    assert measured.alone is not None
     return Row(
         scenario,
         workers,
-        load,
-        alone.p50_ms,
-        1000 * server_cpu / load.requests,
-        1000 * backends_cpu / load.requests if backend_pids else None,
-        1000 * client_cpu / load.requests,
+        measured.load,
+        measured.alone.p50_ms,
+        cpu.server_ms,
+        cpu.postgres_ms,
+        cpu.client_ms,
     )
 
 

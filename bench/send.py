@@ -51,6 +51,8 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.loadgen import process_cpu_seconds  # noqa: E402
+
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
 MESSAGE = "¡Oferta exclusiva para clientes VIP! 30% de descuento en tu proxima compra."
@@ -68,6 +70,15 @@ def _sqlalchemy_url(dsn: str) -> str:
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _cpu_delta(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
 
 
 # --- seeding -----------------------------------------------------------------------
@@ -236,6 +247,8 @@ async def run_copy(dsn: str, context: dict[str, Any], clients: int) -> dict[str,
                 "SELECT id FROM clients WHERE organization_id = $1 ORDER BY id", organization_id
             )
         ][:clients]
+        backend_pid = await connection.fetchval("SELECT pg_backend_pid()")
+        backend_before, own_before = process_cpu_seconds(backend_pid), _own_cpu_s()
         started = time.perf_counter()
         now = datetime.now(UTC)
         records = [
@@ -286,6 +299,8 @@ async def run_copy(dsn: str, context: dict[str, Any], clients: int) -> dict[str,
                 ],
             )
         finished = time.perf_counter()
+        backend_cpu_s = _cpu_delta(backend_before, process_cpu_seconds(backend_pid))
+        own_cpu_s = _own_cpu_s() - own_before
     finally:
         await connection.close()
     return {
@@ -293,6 +308,8 @@ async def run_copy(dsn: str, context: dict[str, Any], clients: int) -> dict[str,
         "build_s": built - started,
         "copy_s": finished - built,
         "total_s": finished - started,
+        "python_cpu_s": own_cpu_s,
+        "postgres_cpu_s": backend_cpu_s,
         "peak_rss_mb": _peak_rss_mb(),
     }
 
@@ -300,6 +317,8 @@ async def run_copy(dsn: str, context: dict[str, Any], clients: int) -> dict[str,
 async def run_service(
     dsn: str, redis_url: str, context: dict[str, Any], *, settle_rss: float
 ) -> dict[str, Any]:
+    from sqlalchemy import text
+
     from mensajero.db import create_engine, create_sessionmaker
     from mensajero.events import publish, take_pending
     from mensajero.outbox import enqueue_jobs, take_pending_jobs
@@ -318,6 +337,10 @@ async def run_service(
     rss_before = _peak_rss_mb()
     try:
         session = sessionmaker()
+        # The session keeps this pooled connection (and backend) until it closes.
+        backend_pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        await session.rollback()
+        backend_before, own_before = process_cpu_seconds(backend_pid), _own_cpu_s()
         started = time.perf_counter()
         result = await send_sms_by_tags(
             session,
@@ -330,10 +353,13 @@ async def run_service(
         serviced = time.perf_counter()
         await session.commit()
         committed = time.perf_counter()
+        backend_cpu_s = _cpu_delta(backend_before, process_cpu_seconds(backend_pid))
+        db_own_cpu_s = _own_cpu_s() - own_before
         await publish(redis, take_pending(session))
         published = time.perf_counter()
         await enqueue_jobs(redis, take_pending_jobs(session))
         enqueued = time.perf_counter()
+        own_cpu_s = _own_cpu_s() - own_before
         await session.close()
         jobs = await redis.zcard(settings.queue_name)
     finally:
@@ -350,6 +376,9 @@ async def run_service(
         "enqueue_s": enqueued - published,
         "db_s": committed - started,
         "total_s": enqueued - started,
+        "python_cpu_to_commit_s": db_own_cpu_s,
+        "python_cpu_s": own_cpu_s,
+        "postgres_cpu_s": backend_cpu_s,
         "rss_before_mb": rss_before,
         "peak_rss_mb": _peak_rss_mb(),
     }
@@ -510,6 +539,16 @@ def main() -> None:
             f"COPY {max(r['peak_rss_mb'] for r in copies):.0f} MB, "
             f"GraphQL HTTP {http['peak_rss_mb']:.0f} MB"
         )
+        copy_cpu = [r["postgres_cpu_s"] for r in copies if r["postgres_cpu_s"] is not None]
+        service_cpu = [r["postgres_cpu_s"] for r in services if r["postgres_cpu_s"] is not None]
+        if copy_cpu and service_cpu:
+            print(
+                f"CPU (medians): COPY postgres {statistics.median(copy_cpu):.2f}s + python "
+                f"{statistics.median(r['python_cpu_s'] for r in copies):.2f}s; service postgres "
+                f"{statistics.median(service_cpu):.2f}s + python "
+                f"{statistics.median(r['python_cpu_to_commit_s'] for r in services):.2f}s to "
+                f"commit, {statistics.median(r['python_cpu_s'] for r in services):.2f}s in all"
+            )
         print(f"GraphQL over HTTP (in-process ASGI): {http['total_s']:.2f}s, "
               f"{http['response_bytes'] / 1e6:.1f} MB answer")  # fmt: skip
     finally:

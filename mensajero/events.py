@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -106,13 +107,91 @@ class StatusEvent:
         )
 
 
-def defer_publish(session: AsyncSession, events: Iterable[StatusEvent]) -> None:
+@dataclass(frozen=True, slots=True)
+class StatusEventBatch:
+    """The events of one bulk send: alike but for their message, log and client ids.
+
+    A send to a hundred thousand clients publishes one event per recipient.
+    Building as many :class:`StatusEvent` objects and serializing each costs
+    about a second of CPU; the batch keeps the shared fields once and
+    serializes every event from one template, splicing in the three ids (UUID
+    strings, which JSON never escapes), byte for byte what ``to_json`` gives.
+    Iterating it still yields ordinary :class:`StatusEvent` objects.
+    """
+
+    template: StatusEvent  # the shared fields; its message, log and client ids are not used
+    message_ids: Sequence[str]
+    log_ids: Sequence[str]
+    client_ids: Sequence[uuid.UUID | str]
+
+    def __len__(self) -> int:
+        return len(self.message_ids)
+
+    def __iter__(self) -> Iterator[StatusEvent]:
+        for message_id, log_id, client_id in zip(
+            self.message_ids, self.log_ids, self.client_ids, strict=True
+        ):
+            yield dataclasses.replace(
+                self.template, message_id=message_id, log_id=log_id, client_id=str(client_id)
+            )
+
+    def payloads(self) -> Iterator[bytes]:
+        """``event.to_json()`` of each event, in order."""
+        # Placeholders: a control character no field holds, which orjson
+        # writes as \u001a; the template splits around them.
+        marked = dataclasses.replace(
+            self.template, message_id="\x1a1", log_id="\x1a2", client_id="\x1a3"
+        ).to_json()
+        head, rest = marked.decode().split('"\\u001a1"', 1)
+        middle, rest = rest.split('"\\u001a2"', 1)
+        before_client, tail = rest.split('"\\u001a3"', 1)
+        for message_id, log_id, client_id in zip(
+            self.message_ids, self.log_ids, self.client_ids, strict=True
+        ):
+            payload = f'{head}"{message_id}"{middle}"{log_id}"{before_client}"{client_id}"{tail}'
+            yield payload.encode()
+
+
+class PendingEvents:
+    """The events a transaction deferred, in order: single events and bulk batches."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[StatusEvent | StatusEventBatch]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return sum(len(item) if isinstance(item, StatusEventBatch) else 1 for item in self.items)
+
+    def __iter__(self) -> Iterator[StatusEvent]:
+        for item in self.items:
+            if isinstance(item, StatusEventBatch):
+                yield from item
+            else:
+                yield item
+
+    def payloads(self) -> Iterator[tuple[str, bytes]]:
+        """``(channel, JSON)`` of each event, in order."""
+        for item in self.items:
+            if isinstance(item, StatusEventBatch):
+                channel = channel_for(item.template.organization_id)
+                for payload in item.payloads():
+                    yield channel, payload
+            else:
+                yield channel_for(item.organization_id), item.to_json()
+
+
+def defer_publish(session: AsyncSession, events: Iterable[StatusEvent] | StatusEventBatch) -> None:
     """Queue events to publish once the session's transaction commits."""
-    session.sync_session.info.setdefault(_PENDING_KEY, []).extend(events)
+    pending = session.sync_session.info.setdefault(_PENDING_KEY, [])
+    if isinstance(events, StatusEventBatch):
+        pending.append(events)
+    else:
+        pending.extend(events)
 
 
-def take_pending(session: AsyncSession) -> list[StatusEvent]:
-    return session.sync_session.info.pop(_PENDING_KEY, [])
+def take_pending(session: AsyncSession) -> PendingEvents:
+    return PendingEvents(session.sync_session.info.pop(_PENDING_KEY, []))
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -128,18 +207,18 @@ _PUBLISH_MANY = "for i = 1, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end
 _PUBLISH_CHUNK = 1000
 
 
-async def publish(redis: Redis, events: Iterable[StatusEvent]) -> None:
+async def publish(redis: Redis, events: Iterable[StatusEvent] | PendingEvents) -> None:
     """Publish events in order per channel: one PUBLISH, or chunks through a script."""
-    if isinstance(events, Sequence) and len(events) == 1:
-        (only,) = events
+    if not isinstance(events, PendingEvents):
+        events = PendingEvents(list(events))
+    if len(events.items) == 1 and isinstance(only := events.items[0], StatusEvent):
         await redis.publish(channel_for(only.organization_id), only.to_json())
         return
     script = redis.register_script(_PUBLISH_MANY)
     chunks: dict[str, list[bytes]] = {}
-    for status_event in events:
-        channel = channel_for(status_event.organization_id)
+    for channel, payload in events.payloads():
         chunk = chunks.setdefault(channel, [])
-        chunk.append(status_event.to_json())
+        chunk.append(payload)
         if len(chunk) >= _PUBLISH_CHUNK:
             await script(keys=[channel], args=chunk)
             chunks[channel] = []

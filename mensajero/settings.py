@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 2000
     graphql_max_page_size: int = 100
+    # Answer the hot list queries (messages connections of scalar fields, client and
+    # campaign) from one SQL statement without the executor (mensajero/schema/compiled.py).
+    graphql_compiled_lists: bool = True
 
     # Live subscriptions: share one execution among identical subscriptions (off only
     # for the benchmark's baseline); bounded buffers per subscriber (events / frames).

@@ -221,20 +221,16 @@ class LogEvent(CreatedModel, table=True):
 
     __tablename__ = "log_events"
     __table_args__ = (
-        Index(None, "log_id", "occurred_at"),
-        Index(None, "organization_id", "occurred_at"),
-        # The same provider event delivered twice is recorded once.
-        Index(
-            "ix_log_events_log_id_dedup_key",
-            "log_id",
-            "dedup_key",
-            unique=True,
-            postgresql_where=text("dedup_key IS NOT NULL"),
-            sqlite_where=text("dedup_key IS NOT NULL"),
-        ),
+        # The only index besides the primary key (every send writes two rows per
+        # recipient): the same provider event delivered twice is recorded once
+        # (NULL dedup keys never conflict), and an attempt's timeline is found
+        # by its log_id prefix (then sorted by time: an attempt has a few).
+        Index("ix_log_events_log_id_dedup_key", "log_id", "dedup_key", unique=True),
     )
 
-    organization_id: uuid.UUID = Field(foreign_key="organizations.id", ondelete="CASCADE")
+    # No foreign key of its own: the attempt's (log_id) reaches the organization
+    # and cascades from it; a key per timeline row was a lookup and a lock each.
+    organization_id: uuid.UUID
     log_id: uuid.UUID = Field(foreign_key="communication_logs.id", ondelete="CASCADE")
     event: str = Field(sa_type=enum_column(16))
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

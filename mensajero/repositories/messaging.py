@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import exists, func
@@ -35,8 +35,7 @@ from mensajero.models import (
 from mensajero.repositories.base import OrganizationScopedRepository
 
 
-@dataclass(frozen=True, slots=True)
-class TaggedClient:
+class TaggedClient(NamedTuple):
     id: uuid.UUID
     phone_e164: str | None
     phone: str | None
@@ -88,11 +87,28 @@ class TagLookupRepository(OrganizationScopedRepository[Tag]):
         return set(result.scalars())
 
 
+_PG_TAGGED_CLIENTS = """
+SELECT c.id, c.phone_e164, c.phone, c.country
+FROM clients AS c
+WHERE c.organization_id = $1 AND c.deleted_at IS NULL
+  AND EXISTS (SELECT FROM client_tags AS t WHERE t.client_id = c.id AND t.tag_id = ANY($2::uuid[]))
+ORDER BY c.id
+"""
+
+
 class SendClientRepository(OrganizationScopedRepository[Client]):
     model = Client
 
     async def list_tagged(self, tag_ids: Sequence[uuid.UUID]) -> list[TaggedClient]:
         """Live clients carrying any of the tags, each once, in id order (one query)."""
+        connection = await self.session.connection()
+        if connection.dialect.name == "postgresql":
+            # A hundred thousand rows: straight from asyncpg, without the ORM's
+            # per-row result processing (three times the CPU of the fetch).
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            rows = await driver.fetch(_PG_TAGGED_CLIENTS, self.organization_id, list(tag_ids))
+            return list(map(TaggedClient._make, rows))
         carries_a_tag = exists().where(
             ClientTag.client_id == Client.id, ClientTag.tag_id.in_(list(tag_ids))
         )

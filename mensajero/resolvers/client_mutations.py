@@ -10,7 +10,7 @@ do not require accepted terms: only sending does.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import strawberry
@@ -42,12 +42,18 @@ from mensajero.schema.client_inputs import (
     UpdateTagPayload,
     UpdateTagResult,
 )
-from mensajero.schema.common import ConflictError, InvalidInputError, NotFoundError
+from mensajero.schema.common import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    UserError,
+    write,
+)
 from mensajero.schema.context import Context
 from mensajero.schema.relay import parse_id
 from mensajero.services import client as client_service
 from mensajero.services import tag as tag_service
-from mensajero.services.errors import Conflict, InvalidInput, NotFound
+from mensajero.services.errors import NotFound
 
 WRITE_SCOPE_NOTE = " Needs the `send` or `admin` scope."
 
@@ -77,14 +83,12 @@ def _parse_ids(
     return parsed, given
 
 
-def _not_found(error: NotFound, given: Mapping[uuid.UUID, str]) -> NotFoundError:
-    """The service's NotFound, its ids written back the way the caller sent them."""
-    ids = error.details.get("ids")
-    return NotFoundError(
-        code=error.code,
-        message=error.message,
-        ids=[given.get(row_id, str(row_id)) for row_id in ids] if ids is not None else None,
-    )
+def _as_given(outcome: Any, given: Mapping[uuid.UUID, str]) -> Any:
+    """A NotFoundError's ids written back the way the caller sent them."""
+    if isinstance(outcome, NotFoundError) and outcome.ids is not None:
+        spelled = {str(row_id): value for row_id, value in given.items()}
+        outcome.ids = [spelled.get(row_id, row_id) for row_id in outcome.ids]
+    return outcome
 
 
 def _unparsable(error: _UnparsableIds, what: str) -> NotFoundError:
@@ -116,22 +120,23 @@ class ClientMutation:
             tag_ids, given = _parse_ids(input.tag_ids or [], type_name="Tag", field="tagIds")
         except _UnparsableIds as error:
             return _unparsable(error, "tag")
-        try:
-            async with info.context.unit_of_work() as session:
-                client = await client_service.create_client(
-                    session,
-                    organization_id=principal.organization_id,
-                    name=input.name,
-                    email=input.email,
-                    phone=input.phone,
-                    country=input.country,
-                    metadata=input.metadata,
-                    tag_ids=tag_ids,
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        except NotFound as error:
-            return _not_found(error, given)
+        client = await write(
+            info,
+            lambda session: client_service.create_client(
+                session,
+                organization_id=principal.organization_id,
+                name=input.name,
+                email=input.email,
+                phone=input.phone,
+                country=input.country,
+                metadata=input.metadata,
+                tag_ids=tag_ids,
+            ),
+            InvalidInputError,
+            NotFoundError,
+        )
+        if isinstance(client, UserError):
+            return _as_given(client, given)  # type: ignore[no-any-return]
         return CreateClientPayload(client=ClientType.from_model(client))
 
     @strawberry.mutation(
@@ -147,19 +152,20 @@ class ClientMutation:
         principal.require_scope(ApiKeyScope.SEND)
         client_id = parse_id(input.id, type_name="Client")
         if client_id is None:
-            return NotFoundError(code=NotFound.code, message="client not found")
-        try:
-            async with info.context.unit_of_work() as session:
-                client = await client_service.update_client(
-                    session,
-                    organization_id=principal.organization_id,
-                    client_id=client_id,
-                    changes=_changes(input, client_service.UPDATABLE_FIELDS),
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        except NotFound as error:
-            return NotFoundError.from_error(error)
+            return NotFoundError.of("client")
+        client = await write(
+            info,
+            lambda session: client_service.update_client(
+                session,
+                organization_id=principal.organization_id,
+                client_id=client_id,
+                changes=_changes(input, client_service.UPDATABLE_FIELDS),
+            ),
+            InvalidInputError,
+            NotFoundError,
+        )
+        if isinstance(client, UserError):
+            return client  # type: ignore[return-value]
         return UpdateClientPayload(client=ClientType.from_model(client))
 
     @strawberry.mutation(
@@ -175,14 +181,16 @@ class ClientMutation:
         principal.require_scope(ApiKeyScope.SEND)
         client_id = parse_id(id, type_name="Client")
         if client_id is None:
-            return NotFoundError(code=NotFound.code, message="client not found")
-        try:
-            async with info.context.unit_of_work() as session:
-                client = await client_service.delete_client(
-                    session, organization_id=principal.organization_id, client_id=client_id
-                )
-        except NotFound as error:
-            return NotFoundError.from_error(error)
+            return NotFoundError.of("client")
+        client = await write(
+            info,
+            lambda session: client_service.delete_client(
+                session, organization_id=principal.organization_id, client_id=client_id
+            ),
+            NotFoundError,
+        )
+        if isinstance(client, UserError):
+            return client  # type: ignore[return-value]
         return DeleteClientPayload(
             client=ClientType.from_model(client),
             deleted_client_id=strawberry.ID(relay.to_base64("Client", client.id)),
@@ -194,18 +202,19 @@ class ClientMutation:
     async def create_tag(self, info: Info[Context, None], input: CreateTagInput) -> CreateTagResult:
         principal = info.context.principal
         principal.require_scope(ApiKeyScope.SEND)
-        try:
-            async with info.context.unit_of_work() as session:
-                tag = await tag_service.create_tag(
-                    session,
-                    organization_id=principal.organization_id,
-                    name=input.name,
-                    color=input.color,
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        except Conflict as error:
-            return ConflictError.from_error(error)
+        tag = await write(
+            info,
+            lambda session: tag_service.create_tag(
+                session,
+                organization_id=principal.organization_id,
+                name=input.name,
+                color=input.color,
+            ),
+            InvalidInputError,
+            ConflictError,
+        )
+        if isinstance(tag, UserError):
+            return tag  # type: ignore[return-value]
         return CreateTagPayload(tag=TagType.from_model(tag))
 
     @strawberry.mutation(
@@ -216,21 +225,21 @@ class ClientMutation:
         principal.require_scope(ApiKeyScope.SEND)
         tag_id = parse_id(input.id, type_name="Tag")
         if tag_id is None:
-            return NotFoundError(code=NotFound.code, message="tag not found")
-        try:
-            async with info.context.unit_of_work() as session:
-                tag = await tag_service.update_tag(
-                    session,
-                    organization_id=principal.organization_id,
-                    tag_id=tag_id,
-                    changes=_changes(input, tag_service.UPDATABLE_FIELDS),
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        except NotFound as error:
-            return NotFoundError.from_error(error)
-        except Conflict as error:
-            return ConflictError.from_error(error)
+            return NotFoundError.of("tag")
+        tag = await write(
+            info,
+            lambda session: tag_service.update_tag(
+                session,
+                organization_id=principal.organization_id,
+                tag_id=tag_id,
+                changes=_changes(input, tag_service.UPDATABLE_FIELDS),
+            ),
+            InvalidInputError,
+            NotFoundError,
+            ConflictError,
+        )
+        if isinstance(tag, UserError):
+            return tag  # type: ignore[return-value]
         return UpdateTagPayload(tag=TagType.from_model(tag))
 
     @strawberry.mutation(
@@ -242,14 +251,16 @@ class ClientMutation:
         principal.require_scope(ApiKeyScope.SEND)
         tag_id = parse_id(id, type_name="Tag")
         if tag_id is None:
-            return NotFoundError(code=NotFound.code, message="tag not found")
-        try:
-            async with info.context.unit_of_work() as session:
-                tag = await tag_service.delete_tag(
-                    session, organization_id=principal.organization_id, tag_id=tag_id
-                )
-        except NotFound as error:
-            return NotFoundError.from_error(error)
+            return NotFoundError.of("tag")
+        tag = await write(
+            info,
+            lambda session: tag_service.delete_tag(
+                session, organization_id=principal.organization_id, tag_id=tag_id
+            ),
+            NotFoundError,
+        )
+        if isinstance(tag, UserError):
+            return tag  # type: ignore[return-value]
         return DeleteTagPayload(
             tag=TagType.from_model(tag),
             deleted_tag_id=strawberry.ID(relay.to_base64("Tag", tag.id)),
@@ -266,29 +277,11 @@ class ClientMutation:
     async def tag_clients(
         self, info: Info[Context, None], input: TagClientsInput
     ) -> TagClientsResult:
-        principal = info.context.principal
-        principal.require_scope(ApiKeyScope.SEND)
-        parsed = _parse_tagging_input(input)
-        if isinstance(parsed, NotFoundError):
-            return parsed
-        client_ids, tag_ids, given = parsed
-        try:
-            async with info.context.unit_of_work() as session:
-                result = await tag_service.tag_clients(
-                    session,
-                    organization_id=principal.organization_id,
-                    client_ids=client_ids,
-                    tag_ids=tag_ids,
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        except NotFound as error:
-            return _not_found(error, given)
-        return TagClientsPayload(
-            clients=[ClientType.from_model(client) for client in result.clients],
-            tags=[TagType.from_model(tag) for tag in result.tags],
-            linked_count=result.changed,
-        )
+        result = await _retag(info, input, tag_service.tag_clients)
+        if isinstance(result, UserError):
+            return result  # type: ignore[return-value]
+        clients, tags, changed = result
+        return TagClientsPayload(clients=clients, tags=tags, linked_count=changed)
 
     @strawberry.mutation(
         description=(
@@ -299,29 +292,43 @@ class ClientMutation:
     async def untag_clients(
         self, info: Info[Context, None], input: TagClientsInput
     ) -> UntagClientsResult:
-        principal = info.context.principal
-        principal.require_scope(ApiKeyScope.SEND)
-        parsed = _parse_tagging_input(input)
-        if isinstance(parsed, NotFoundError):
-            return parsed
-        client_ids, tag_ids, given = parsed
-        try:
-            async with info.context.unit_of_work() as session:
-                result = await tag_service.untag_clients(
-                    session,
-                    organization_id=principal.organization_id,
-                    client_ids=client_ids,
-                    tag_ids=tag_ids,
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        except NotFound as error:
-            return _not_found(error, given)
-        return UntagClientsPayload(
-            clients=[ClientType.from_model(client) for client in result.clients],
-            tags=[TagType.from_model(tag) for tag in result.tags],
-            unlinked_count=result.changed,
-        )
+        result = await _retag(info, input, tag_service.untag_clients)
+        if isinstance(result, UserError):
+            return result  # type: ignore[return-value]
+        clients, tags, changed = result
+        return UntagClientsPayload(clients=clients, tags=tags, unlinked_count=changed)
+
+
+async def _retag(
+    info: Info[Context, None],
+    input: TagClientsInput,
+    change: Callable[..., Awaitable[tag_service.TaggingResult]],
+) -> tuple[list[ClientType], list[TagType], int] | UserError:
+    """Authorize, parse the ids, link or unlink in one unit of work; ids answered as given."""
+    principal = info.context.principal
+    principal.require_scope(ApiKeyScope.SEND)
+    parsed = _parse_tagging_input(input)
+    if isinstance(parsed, NotFoundError):
+        return parsed
+    client_ids, tag_ids, given = parsed
+    result = await write(
+        info,
+        lambda session: change(
+            session,
+            organization_id=principal.organization_id,
+            client_ids=client_ids,
+            tag_ids=tag_ids,
+        ),
+        InvalidInputError,
+        NotFoundError,
+    )
+    if isinstance(result, UserError):
+        return _as_given(result, given)  # type: ignore[no-any-return]
+    return (
+        [ClientType.from_model(client) for client in result.clients],
+        [TagType.from_model(tag) for tag in result.tags],
+        result.changed,
+    )
 
 
 def _parse_tagging_input(

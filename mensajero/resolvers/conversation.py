@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from mensajero.models import ApiKeyScope, Conversation
-from mensajero.schema.common import InvalidInputError, NotFoundError
+from mensajero.schema.common import InvalidInputError, NotFoundError, UserError, write
 from mensajero.schema.context import Context
 from mensajero.schema.conversation import (
     ConversationConnection,
@@ -22,7 +22,7 @@ from mensajero.schema.filters import ConversationFilterInput
 from mensajero.schema.pagination import PAGE_ARGUMENTS_HELP, counter, keyset_page
 from mensajero.schema.relay import parse_id
 from mensajero.services import conversation as conversation_service
-from mensajero.services.errors import InvalidInput, NotFound
+from mensajero.services.errors import NotFound
 from mensajero.services.listing import ConversationFilter
 
 SCOPE_NOTE = " Needs the `send` (or `admin`) scope."
@@ -79,14 +79,15 @@ async def _change(
     principal.require_scope(ApiKeyScope.SEND)
     conversation_id = parse_id(id, type_name="Conversation")
     if conversation_id is None:
-        return NotFoundError(code=NotFound.code, message="conversation not found", ids=[str(id)])
-    try:
-        async with info.context.unit_of_work() as session:
-            conversation = await change(session, principal.organization_id, conversation_id)
-    except NotFound as error:
-        return NotFoundError.from_error(error)
-    except InvalidInput as error:
-        return InvalidInputError.from_error(error)
+        return NotFoundError.of("conversation", ids=[str(id)])
+    conversation = await write(
+        info,
+        lambda session: change(session, principal.organization_id, conversation_id),
+        NotFoundError,
+        InvalidInputError,
+    )
+    if isinstance(conversation, UserError):
+        return conversation  # type: ignore[return-value]
     return ConversationPayload(conversation=ConversationType.from_model(conversation))
 
 

@@ -49,8 +49,14 @@ class MessageQuery:
                 client=with_client,
                 campaign=with_campaign,
             )
-        loaders.prime(loaders.client(info), clients, [row.client_id for row in found.rows])
-        loaders.prime(loaders.campaign(info), campaigns, [row.campaign_id for row in found.rows])
+        # Only relations actually read: priming ids not loaded would cache them as None
+        # for the whole request (a sibling connection selecting client would see null).
+        if with_client:
+            loaders.prime(loaders.client(info), clients, [row.client_id for row in found.rows])
+        if with_campaign:
+            loaders.prime(
+                loaders.campaign(info), campaigns, [row.campaign_id for row in found.rows]
+            )
         return MessageConnection.build(
             found,
             MessageType.from_model,

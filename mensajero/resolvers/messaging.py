@@ -15,7 +15,7 @@ import strawberry
 from strawberry.types import Info
 
 from mensajero.models import ApiKeyScope, Channel
-from mensajero.schema.common import InvalidInputError, NotFoundError
+from mensajero.schema.common import InvalidInputError, NotFoundError, UserError, write
 from mensajero.schema.context import Context
 from mensajero.schema.enums import Channel as ChannelEnum
 from mensajero.schema.messaging import (
@@ -41,9 +41,7 @@ from mensajero.services import messaging as messaging_service
 from mensajero.services.auth import Principal
 from mensajero.services.errors import (
     Forbidden,
-    InsufficientCredits,
     InvalidInput,
-    NotFound,
     TermsNotAccepted,
 )
 from mensajero.settings import Settings
@@ -101,24 +99,24 @@ class MessagingMutation:
         # Relay global ids become UUIDs; anything else is passed on as given so
         # that the service names it among the unknown tags.
         tag_ids = [parse_id(tag_id, type_name="Tag") or str(tag_id) for tag_id in input.tag_ids]
-        try:
-            async with info.context.unit_of_work() as session:
-                result = await messaging_service.send_sms_by_tags(
-                    session,
-                    organization_id=principal.organization_id,
-                    message=input.message,
-                    tag_ids=tag_ids,
-                    country=input.country,
-                    communication_type=input.communication_type,
-                    campaign_id=campaign_id,
-                    settings=_settings(info),
-                )
-        except InsufficientCredits as error:
-            return InsufficientCreditsError.from_error(error)
-        except messaging_service.UnknownTags as error:
-            return UnknownTagsError.from_error(error)
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
+        result = await write(
+            info,
+            lambda session: messaging_service.send_sms_by_tags(
+                session,
+                organization_id=principal.organization_id,
+                message=input.message,
+                tag_ids=tag_ids,
+                country=input.country,
+                communication_type=input.communication_type,
+                campaign_id=campaign_id,
+                settings=_settings(info),
+            ),
+            InsufficientCreditsError,
+            UnknownTagsError,
+            InvalidInputError,
+        )
+        if isinstance(result, UserError):
+            return result  # type: ignore[return-value]
         return MessageEnqueueResult.from_result(result)
 
     @strawberry.mutation(
@@ -132,7 +130,7 @@ class MessagingMutation:
         _require_sender(principal)
         client_id = parse_id(input.client_id, type_name="Client")
         if client_id is None:
-            return NotFoundError(code=NotFound.code, message="client not found")
+            return NotFoundError.of("client")
         campaign_id = None
         if input.campaign_id is not None:
             campaign_id = parse_id(input.campaign_id, type_name="Campaign")
@@ -140,30 +138,30 @@ class MessagingMutation:
                 return InvalidInputError(
                     code=InvalidInput.code, message="campaignId is not an id", field="campaignId"
                 )
-        try:
-            async with info.context.unit_of_work() as session:
-                sent = await messaging_service.send_message(
-                    session,
-                    organization_id=principal.organization_id,
-                    client_id=client_id,
-                    channel=input.channel,
-                    body=input.body,
-                    communication_type=input.type,
-                    subject=input.subject,
-                    html=input.html,
-                    template_id=input.template_id,
-                    content_type=input.content_type,
-                    campaign_id=campaign_id,
-                    metadata=input.metadata,
-                    author_member_id=principal.member_id,
-                    settings=_settings(info),
-                )
-        except InsufficientCredits as error:
-            return InsufficientCreditsError.from_error(error)
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        except NotFound as error:
-            return NotFoundError.from_error(error)
+        sent = await write(
+            info,
+            lambda session: messaging_service.send_message(
+                session,
+                organization_id=principal.organization_id,
+                client_id=client_id,
+                channel=input.channel,
+                body=input.body,
+                communication_type=input.type,
+                subject=input.subject,
+                html=input.html,
+                template_id=input.template_id,
+                content_type=input.content_type,
+                campaign_id=campaign_id,
+                metadata=input.metadata,
+                author_member_id=principal.member_id,
+                settings=_settings(info),
+            ),
+            InsufficientCreditsError,
+            InvalidInputError,
+            NotFoundError,
+        )
+        if isinstance(sent, UserError):
+            return sent  # type: ignore[return-value]
         return SendMessagePayload.from_result(sent)
 
     @strawberry.mutation(
@@ -181,23 +179,23 @@ class MessagingMutation:
         _require_sender(principal)
         log_id = parse_id(id, type_name="CommunicationLog")
         if log_id is None:
-            return NotFoundError(code=NotFound.code, message="communication log not found")
-        try:
-            async with info.context.unit_of_work() as session:
-                result = await messaging_service.resend(
-                    session,
-                    organization_id=principal.organization_id,
-                    log_id=log_id,
-                    channel=channel,
-                    custom_message=custom_message,
-                    settings=_settings(info),
-                )
-        except InsufficientCredits as error:
-            return InsufficientCreditsError.from_error(error)
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        except NotFound as error:
-            return NotFoundError.from_error(error)
+            return NotFoundError.of("communication log")
+        result = await write(
+            info,
+            lambda session: messaging_service.resend(
+                session,
+                organization_id=principal.organization_id,
+                log_id=log_id,
+                channel=channel,
+                custom_message=custom_message,
+                settings=_settings(info),
+            ),
+            InsufficientCreditsError,
+            InvalidInputError,
+            NotFoundError,
+        )
+        if isinstance(result, UserError):
+            return result  # type: ignore[return-value]
         return ResendPayload.from_result(result)
 
     @strawberry.mutation(
@@ -208,13 +206,15 @@ class MessagingMutation:
     ) -> UpdateCommunicationConfigResult:
         principal = info.context.principal
         principal.require_scope(ApiKeyScope.ADMIN)
-        try:
-            async with info.context.unit_of_work() as session:
-                document = await config_service.update_config(
-                    session,
-                    organization_id=principal.organization_id,
-                    changes=changes_from_input(input),
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
+        document = await write(
+            info,
+            lambda session: config_service.update_config(
+                session,
+                organization_id=principal.organization_id,
+                changes=changes_from_input(input),
+            ),
+            InvalidInputError,
+        )
+        if isinstance(document, UserError):
+            return document  # type: ignore[return-value]
         return UpdateCommunicationConfigPayload(config=CommunicationConfig.from_document(document))

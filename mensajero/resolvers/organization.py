@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from mensajero.models import ApiKeyScope, Member
 from mensajero.repositories.organization import get_organization
-from mensajero.schema.common import InvalidInputError, NotFoundError
+from mensajero.schema.common import InvalidInputError, NotFoundError, UserError, write
 from mensajero.schema.context import Context
 from mensajero.schema.organization import ApiKeyType, MemberType, OrganizationType, ViewerType
 from mensajero.schema.relay import parse_id
 from mensajero.services import organization as organization_service
-from mensajero.services.errors import InvalidInput, NotFound, Unauthenticated
+from mensajero.services.errors import Unauthenticated
 
 
 @strawberry.type
@@ -71,17 +72,20 @@ class OrganizationMutation:
     ) -> CreateApiKeyResult:
         principal = info.context.principal
         principal.require_scope(ApiKeyScope.ADMIN)
-        try:
-            async with info.context.unit_of_work() as session:
-                api_key, plaintext = await organization_service.create_api_key(
-                    session,
-                    organization_id=principal.organization_id,
-                    member_id=principal.member_id,
-                    name=name,
-                    scopes=scopes or [],
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
+        created = await write(
+            info,
+            lambda session: organization_service.create_api_key(
+                session,
+                organization_id=principal.organization_id,
+                member_id=principal.member_id,
+                name=name,
+                scopes=scopes or [],
+            ),
+            InvalidInputError,
+        )
+        if isinstance(created, UserError):
+            return created  # type: ignore[return-value]
+        api_key, plaintext = created
         return CreateApiKeyPayload(api_key=ApiKeyType.from_model(api_key), plaintext_key=plaintext)
 
     @strawberry.mutation(description="Revoke an API key of the organization (admin scope).")
@@ -92,29 +96,31 @@ class OrganizationMutation:
         principal.require_scope(ApiKeyScope.ADMIN)
         api_key_id = parse_id(id, type_name="ApiKey")
         if api_key_id is None:
-            return NotFoundError(code="NOT_FOUND", message="API key not found")
-        try:
-            async with info.context.unit_of_work() as session:
-                api_key = await organization_service.revoke_api_key(
-                    session, organization_id=principal.organization_id, api_key_id=api_key_id
-                )
-        except NotFound as error:
-            return NotFoundError.from_error(error)
+            return NotFoundError.of("API key")
+        api_key = await write(
+            info,
+            lambda session: organization_service.revoke_api_key(
+                session, organization_id=principal.organization_id, api_key_id=api_key_id
+            ),
+            NotFoundError,
+        )
+        if isinstance(api_key, UserError):
+            return api_key  # type: ignore[return-value]
         return RevokeApiKeyPayload(api_key=ApiKeyType.from_model(api_key))
 
     @strawberry.mutation(description="Accept the organization's current terms of service.")
     async def accept_terms(self, info: Info[Context, None], version: str) -> AcceptTermsResult:
         principal = info.context.principal
-        try:
-            async with info.context.unit_of_work() as session:
-                member = await organization_service.accept_terms(
-                    session,
-                    organization_id=principal.organization_id,
-                    member_id=principal.member_id,
-                    version=version,
-                )
-                organization = await get_organization(session, principal.organization_id)
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        assert organization is not None
-        return AcceptTermsPayload(member=MemberType.from_model(member, organization))
+
+        async def accept(session: AsyncSession) -> AcceptTermsPayload:
+            member = await organization_service.accept_terms(
+                session,
+                organization_id=principal.organization_id,
+                member_id=principal.member_id,
+                version=version,
+            )
+            organization = await get_organization(session, principal.organization_id)
+            assert organization is not None
+            return AcceptTermsPayload(member=MemberType.from_model(member, organization))
+
+        return await write(info, accept, InvalidInputError)  # type: ignore[return-value]

@@ -11,7 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from mensajero.models import ApiKeyScope
-from mensajero.schema.common import InvalidInputError, NotFoundError
+from mensajero.schema.common import InvalidInputError, NotFoundError, UserError, write
 from mensajero.schema.context import Context
 from mensajero.schema.relay import parse_id
 from mensajero.schema.webhook import (
@@ -32,19 +32,11 @@ from mensajero.schema.webhook import (
     WebhookEventType,
 )
 from mensajero.services import webhook as webhook_service
-from mensajero.services.errors import InvalidInput, NotFound
+from mensajero.services.errors import NotFound
 from mensajero.services.webhook import DeliveryView
 
 ADMIN_NOTE = " Needs the `admin` scope."
 MAX_DELIVERIES_PER_ENDPOINT = 100
-
-
-def _endpoint_not_found() -> NotFoundError:
-    return NotFoundError(code=NotFound.code, message="webhook endpoint not found")
-
-
-def _delivery_not_found() -> NotFoundError:
-    return NotFoundError(code=NotFound.code, message="webhook delivery not found")
 
 
 @strawberry.type
@@ -99,17 +91,19 @@ class WebhookMutation:
     ) -> CreateWebhookEndpointResult:
         principal = info.context.principal
         principal.require_scope(ApiKeyScope.ADMIN)
-        try:
-            async with info.context.unit_of_work() as session:
-                endpoint = await webhook_service.create_endpoint(
-                    session,
-                    organization_id=principal.organization_id,
-                    url=input.url,
-                    description=input.description,
-                    event_types=input.event_types,
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
+        endpoint = await write(
+            info,
+            lambda session: webhook_service.create_endpoint(
+                session,
+                organization_id=principal.organization_id,
+                url=input.url,
+                description=input.description,
+                event_types=input.event_types,
+            ),
+            InvalidInputError,
+        )
+        if isinstance(endpoint, UserError):
+            return endpoint  # type: ignore[return-value]
         return CreateWebhookEndpointPayload(
             endpoint=WebhookEndpointType.from_model(endpoint), secret=endpoint.secret
         )
@@ -122,7 +116,7 @@ class WebhookMutation:
         principal.require_scope(ApiKeyScope.ADMIN)
         endpoint_id = parse_id(input.id, type_name="WebhookEndpoint")
         if endpoint_id is None:
-            return _endpoint_not_found()
+            return NotFoundError.of("webhook endpoint")
         changes = {
             name: value
             for name, value in (
@@ -133,18 +127,19 @@ class WebhookMutation:
             )
             if value is not strawberry.UNSET
         }
-        try:
-            async with info.context.unit_of_work() as session:
-                endpoint = await webhook_service.update_endpoint(
-                    session,
-                    organization_id=principal.organization_id,
-                    endpoint_id=endpoint_id,
-                    changes=changes,
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        except NotFound as error:
-            return NotFoundError.from_error(error)
+        endpoint = await write(
+            info,
+            lambda session: webhook_service.update_endpoint(
+                session,
+                organization_id=principal.organization_id,
+                endpoint_id=endpoint_id,
+                changes=changes,
+            ),
+            InvalidInputError,
+            NotFoundError,
+        )
+        if isinstance(endpoint, UserError):
+            return endpoint  # type: ignore[return-value]
         return UpdateWebhookEndpointPayload(endpoint=WebhookEndpointType.from_model(endpoint))
 
     @strawberry.mutation(
@@ -157,14 +152,16 @@ class WebhookMutation:
         principal.require_scope(ApiKeyScope.ADMIN)
         endpoint_id = parse_id(id, type_name="WebhookEndpoint")
         if endpoint_id is None:
-            return _endpoint_not_found()
-        try:
-            async with info.context.unit_of_work() as session:
-                endpoint = await webhook_service.delete_endpoint(
-                    session, organization_id=principal.organization_id, endpoint_id=endpoint_id
-                )
-        except NotFound as error:
-            return NotFoundError.from_error(error)
+            return NotFoundError.of("webhook endpoint")
+        endpoint = await write(
+            info,
+            lambda session: webhook_service.delete_endpoint(
+                session, organization_id=principal.organization_id, endpoint_id=endpoint_id
+            ),
+            NotFoundError,
+        )
+        if isinstance(endpoint, UserError):
+            return endpoint  # type: ignore[return-value]
         return DeleteWebhookEndpointPayload(deleted_endpoint_id=strawberry.ID(str(endpoint.id)))
 
     @strawberry.mutation(
@@ -180,14 +177,16 @@ class WebhookMutation:
         principal.require_scope(ApiKeyScope.ADMIN)
         endpoint_id = parse_id(id, type_name="WebhookEndpoint")
         if endpoint_id is None:
-            return _endpoint_not_found()
-        try:
-            async with info.context.unit_of_work() as session:
-                endpoint = await webhook_service.rotate_secret(
-                    session, organization_id=principal.organization_id, endpoint_id=endpoint_id
-                )
-        except NotFound as error:
-            return NotFoundError.from_error(error)
+            return NotFoundError.of("webhook endpoint")
+        endpoint = await write(
+            info,
+            lambda session: webhook_service.rotate_secret(
+                session, organization_id=principal.organization_id, endpoint_id=endpoint_id
+            ),
+            NotFoundError,
+        )
+        if isinstance(endpoint, UserError):
+            return endpoint  # type: ignore[return-value]
         return RotateWebhookEndpointSecretPayload(
             endpoint=WebhookEndpointType.from_model(endpoint), secret=endpoint.secret
         )
@@ -208,19 +207,20 @@ class WebhookMutation:
         principal.require_scope(ApiKeyScope.ADMIN)
         parsed = parse_id(endpoint_id, type_name="WebhookEndpoint")
         if parsed is None:
-            return _endpoint_not_found()
-        try:
-            async with info.context.unit_of_work() as session:
-                delivery = await webhook_service.send_test_event(
-                    session,
-                    organization_id=principal.organization_id,
-                    endpoint_id=parsed,
-                    event_type=event_type,
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        except NotFound as error:
-            return NotFoundError.from_error(error)
+            return NotFoundError.of("webhook endpoint")
+        delivery = await write(
+            info,
+            lambda session: webhook_service.send_test_event(
+                session,
+                organization_id=principal.organization_id,
+                endpoint_id=parsed,
+                event_type=event_type,
+            ),
+            InvalidInputError,
+            NotFoundError,
+        )
+        if isinstance(delivery, UserError):
+            return delivery  # type: ignore[return-value]
         return WebhookDeliveryPayload(
             delivery=WebhookDeliveryType.from_view(DeliveryView(delivery))
         )
@@ -238,14 +238,15 @@ class WebhookMutation:
         principal.require_scope(ApiKeyScope.ADMIN)
         delivery_id = parse_id(id, type_name="WebhookDelivery")
         if delivery_id is None:
-            return _delivery_not_found()
-        try:
-            async with info.context.unit_of_work() as session:
-                view = await webhook_service.replay_delivery(
-                    session, organization_id=principal.organization_id, delivery_id=delivery_id
-                )
-        except InvalidInput as error:
-            return InvalidInputError.from_error(error)
-        except NotFound as error:
-            return NotFoundError.from_error(error)
+            return NotFoundError.of("webhook delivery")
+        view = await write(
+            info,
+            lambda session: webhook_service.replay_delivery(
+                session, organization_id=principal.organization_id, delivery_id=delivery_id
+            ),
+            InvalidInputError,
+            NotFoundError,
+        )
+        if isinstance(view, UserError):
+            return view  # type: ignore[return-value]
         return WebhookDeliveryPayload(delivery=WebhookDeliveryType.from_view(view))

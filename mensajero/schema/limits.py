@@ -36,6 +36,7 @@ from strawberry.extensions import (
 from strawberry.extensions.max_aliases import create_validator as create_alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as create_depth_validator
 
+from mensajero.schema.compiled import CompiledListsExtension
 from mensajero.settings import Settings
 
 QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
@@ -102,6 +103,8 @@ def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        # Last, in on_execute: after every check above (mensajero/schema/compiled.py).
+        CompiledListsExtension,
     ]
 
 

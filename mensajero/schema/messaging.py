@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
 import strawberry
@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 from mensajero.models import Channel as ChannelModel
 from mensajero.schema.common import InvalidInputError, NotFoundError, UserError
 from mensajero.schema.enums import Channel, CommunicationType, ContentType, MessageStatus
-from mensajero.services.errors import InsufficientCredits
+from mensajero.services.errors import DomainError, InsufficientCredits
 from mensajero.services.messaging import EnqueueResult, ResendResult, SentMessage, UnknownTags
 
 # --- errors ------------------------------------------------------------------------
@@ -23,6 +23,8 @@ from mensajero.services.messaging import EnqueueResult, ResendResult, SentMessag
 class InsufficientCreditsError(UserError):
     required: int
     available: int
+
+    domain_error: ClassVar[type[DomainError]] = InsufficientCredits
 
     @classmethod
     def from_error(cls, error: InsufficientCredits) -> InsufficientCreditsError:
@@ -37,6 +39,8 @@ class InsufficientCreditsError(UserError):
 @strawberry.type(description="Some tag ids are not tags of this organization.")
 class UnknownTagsError(UserError):
     tag_ids: list[str] = strawberry.field(description="The ids as they were given.")
+
+    domain_error: ClassVar[type[DomainError]] = UnknownTags
 
     @classmethod
     def from_error(cls, error: UnknownTags) -> UnknownTagsError:

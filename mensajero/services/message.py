@@ -8,8 +8,10 @@ log routes all come through here with the filters of
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +20,7 @@ from mensajero.models import Campaign, Client, CommunicationLog, LogEvent, Messa
 from mensajero.repositories.message import (
     CommunicationLogRepository,
     ListedMessage,
+    ListingColumns,
     LogEventRepository,
     MessageCountRepository,
     MessageRepository,
@@ -130,6 +133,29 @@ async def list_messages_with_relations(
         return Page([], has_next=False, has_previous=False), {}, {}
     return await MessageRepository(session, organization_id).page_with_relations(
         f, page, client=client, campaign=campaign
+    )
+
+
+async def list_message_rows(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    message_filter: MessageFilter,
+    page: KeysetPage,
+    columns: ListingColumns,
+    with_total: bool,
+) -> tuple[Page[Sequence[Any]], int | None]:
+    """:func:`list_messages_with_relations` as plain rows of ``columns`` (client and campaign
+    columns joined when asked), and, with ``with_total``, :func:`count_messages`'s total,
+    in one statement whenever the page holds a row."""
+    f = await resolve_message_filter(
+        session, organization_id=organization_id, message_filter=message_filter
+    )
+    if matches_nothing(f.campaign_ids, f.client_ids):
+        return Page([], has_next=False, has_previous=False), (0 if with_total else None)
+    total = ("rollup" if _rollup_can_answer(f) else "exact") if with_total else None
+    return await MessageRepository(session, organization_id).keyset_listing(
+        f, page, columns, total=total
     )
 
 

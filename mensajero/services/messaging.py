@@ -15,16 +15,16 @@ there (``delivery.dispatch``, one positional argument: a list of log ids).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import phonenumbers
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mensajero.events import StatusEvent, defer_publish
+from mensajero.events import StatusEvent, StatusEventBatch, defer_publish
 from mensajero.models import (
     Channel,
     Client,
@@ -294,8 +294,8 @@ def _queued_event(message: Message, log: CommunicationLog, now: datetime) -> Sta
 # --- send by tags ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class EnqueuedMessage:
+class EnqueuedMessage(NamedTuple):
+    # A tuple, not a dataclass: a bulk send answers one per recipient.
     id: str
     recipient: str
 
@@ -429,37 +429,33 @@ async def send_sms_by_tags(
     return EnqueueResult(
         queue_id=queue_id,
         channel=Channel.SMS,
-        messages=[
-            EnqueuedMessage(id=message_id, recipient=recipient)
-            for message_id, recipient in zip(batch.message_ids, batch.recipients, strict=True)
-        ],
+        messages=list(map(EnqueuedMessage, batch.message_ids, batch.recipients)),
         segments=segments,
         cost=price * count,
         scheduled_until=not_before,
     )
 
 
-def _batch_events(batch: FirstAttemptBatch) -> Iterator[StatusEvent]:
-    organization_id = str(batch.organization_id)
-    campaign_id = None if batch.campaign_id is None else str(batch.campaign_id)
-    occurred_at = batch.created_at.isoformat()
-    for message_id, log_id, client_id in zip(
-        batch.message_ids, batch.log_ids, batch.client_ids, strict=True
-    ):
-        # Built directly (not StatusEvent.build): this runs once per recipient.
-        yield StatusEvent(
-            organization_id=organization_id,
-            message_id=message_id,
-            log_id=log_id,
-            event=batch.second_event,
-            previous_status=None,
-            status=batch.status,
-            occurred_at=occurred_at,
-            channel=batch.channel,
-            queue_id=batch.queue_id,
-            campaign_id=campaign_id,
-            client_id=str(client_id),
-        )
+def _batch_events(batch: FirstAttemptBatch) -> StatusEventBatch:
+    template = StatusEvent(
+        organization_id=str(batch.organization_id),
+        message_id="",
+        log_id="",
+        event=batch.second_event,
+        previous_status=None,
+        status=batch.status,
+        occurred_at=batch.created_at.isoformat(),
+        channel=batch.channel,
+        queue_id=batch.queue_id,
+        campaign_id=None if batch.campaign_id is None else str(batch.campaign_id),
+        client_id=None,
+    )
+    return StatusEventBatch(
+        template=template,
+        message_ids=batch.message_ids,
+        log_ids=batch.log_ids,
+        client_ids=batch.client_ids,
+    )
 
 
 async def _require_campaign(

@@ -22,6 +22,7 @@ from mensajero.models import (
     MessageStatus,
     Organization,
 )
+from mensajero.models import base as model_base
 from mensajero.outbox import enqueue_jobs, pending_jobs, take_pending_jobs
 from mensajero.repositories import credit as credits_repository
 from mensajero.services import communication_config, credits, messaging
@@ -64,6 +65,19 @@ def test_uuid7_strings_are_unique_sorted_version_7() -> None:
     ids = list(messaging.uuid7_strings(1000))
     assert len(set(ids)) == 1000 and ids == sorted(ids)
     assert all(uuid.UUID(value).version == 7 for value in ids)
+
+
+def test_uuid7_strings_carry_into_the_fourth_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A random start 3 below a 48-bit boundary: the counter carries into the
+    # fourth group after three ids, which is formatted once per run.
+    start = (1 << 60) | ((1 << 48) - 3)
+    monkeypatch.setattr(model_base.os, "urandom", lambda size: start.to_bytes(size, "big"))
+    ids = list(messaging.uuid7_strings(6))
+    assert [uuid.UUID(value).int & ((1 << 62) - 1) for value in ids] == [
+        start + offset for offset in range(6)
+    ]
+    assert ids == sorted(ids) and all(str(uuid.UUID(value)) == value for value in ids)
+    assert [value[19:23] for value in ids] == ["9000"] * 3 + ["9001"] * 3
 
 
 async def _funded(session: AsyncSession, credits_amount: int = 1000, **kw: object) -> Organization:
