@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from mensajero.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from mensajero.events import EventHub
+from mensajero.gc_tuning import tune_garbage_collection
 from mensajero.metrics import MetricsMiddleware, metrics_endpoint
 from mensajero.redis import create_redis
 from mensajero.rest import shim_routes
@@ -34,17 +34,6 @@ from mensajero.workers import build_worker, count_live_workers
 logger = logging.getLogger("mensajero")
 
 READINESS_TIMEOUT_SECONDS = 2.0
-
-# Python's default (700, 10, 10) runs a young collection every 700 net allocations: a
-# server holding thousands of websockets promotes whatever is in flight at each of
-# them, and the promoted mass triggers full collections that walk every live object
-# (hundreds of milliseconds with 2,000 sockets, a third of the CPU at 500 events/s).
-# Young collections every 10,000 allocations let in-flight objects die of their
-# reference count first (bench/subscriptions.py: 11.9k -> 15.2k deliveries per CPU s).
-# A full collection waits for 100 middle ones instead of 10: each one paused the
-# fan-out for tens of milliseconds, and four of them per 20 s run made the p99 of
-# delivery latency (103 and 161 ms in two quiet runs; 42 and 71 ms with 100).
-SERVER_GC_THRESHOLDS = (10_000, 10, 100)
 
 
 async def healthz(_request: Request) -> JSONResponse:
@@ -134,18 +123,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await app.state.event_hub.stop()
         await app.state.redis.aclose()
         await engine.dispose()
-
-
-def tune_garbage_collection() -> None:
-    """For a long-lived server process, once its code and schema are loaded.
-
-    Freezing moves every object alive now (modules, the GraphQL schema, mappers) out
-    of the collector's reach: full collections no longer walk them. Objects created
-    later are collected as usual.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*SERVER_GC_THRESHOLDS)
 
 
 def create_served_app() -> Starlette:

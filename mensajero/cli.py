@@ -84,6 +84,12 @@ def worker(
 
         redis = await create_redis(settings.redis_url)
         arq_worker = build_worker(settings, redis, burst=burst)
+        if settings.server_gc_tuning:
+            from mensajero.gc_tuning import tune_garbage_collection
+
+            # A dispatching worker holds thousands of sends in flight (tasks,
+            # rows, events): the same reasons as the server's (gc_tuning).
+            tune_garbage_collection()
         try:
             await arq_worker.async_run()
         finally:

@@ -20,6 +20,11 @@ class SmsProviderName(StrEnum):
     TWILIO = "twilio"
 
 
+class ProviderHTTPClientName(StrEnum):
+    LEAN = "lean"
+    AIOHTTP = "aiohttp"
+
+
 class EmailProviderName(StrEnum):
     SANDBOX = "sandbox"
     RESEND = "resend"
@@ -108,6 +113,9 @@ class Settings(BaseSettings):
     provider_timeout_seconds: float = 10.0
     provider_connect_timeout_seconds: float = 5.0
     provider_max_connections: int = 100
+    # "lean": our keep-alive HTTP/1.1 client (providers/lean_http.py), a quarter of
+    # aiohttp's CPU per request; "aiohttp": aiohttp's pool, kept as a fallback.
+    provider_http_client: ProviderHTTPClientName = ProviderHTTPClientName.LEAN
 
     # Sandbox behaviour (seconds between simulated transitions; failure rate 0..1).
     sandbox_delay_seconds: float = 0.5
@@ -138,8 +146,9 @@ class Settings(BaseSettings):
     # A websocket's key is checked again this often: a revoked or expired key closes its
     # live subscriptions (4403) within this plus ``auth_cache_seconds``.
     websocket_key_recheck_seconds: float = 30.0
-    # `mensajero serve`: freeze the loaded code out of the garbage collector's walks and
-    # collect the young generation less often (see mensajero.app.SERVER_GC_THRESHOLDS).
+    # `mensajero serve` and `mensajero worker`: freeze the loaded code out of the garbage
+    # collector's walks and collect the young generation less often
+    # (see mensajero.gc_tuning.SERVER_GC_THRESHOLDS).
     server_gc_tuning: bool = True
 
     # How long an authenticated key is trusted without asking the database.

@@ -212,7 +212,8 @@ def test_the_served_app_tunes_garbage_collection_unless_told_not_to(
 ) -> None:
     # In a process of its own: freezing would reach every object of the test run.
     probe = (
-        "import gc; from mensajero.app import SERVER_GC_THRESHOLDS, create_served_app; "
+        "import gc; from mensajero.app import create_served_app; "
+        "from mensajero.gc_tuning import SERVER_GC_THRESHOLDS; "
         "create_served_app(); "
         "print(gc.get_threshold() == SERVER_GC_THRESHOLDS and gc.get_freeze_count() > 0)"
     )

@@ -1,7 +1,7 @@
 """All tables; importing this module registers them on ``SQLModel.metadata``."""
 
 from mensajero.models.attempt_count import AttemptCount, AttemptCountDaily
-from mensajero.models.base import utcnow, uuid7
+from mensajero.models.base import utcnow, uuid7, uuid7_strings
 from mensajero.models.campaign import Campaign
 from mensajero.models.client import Client, ClientTag, Tag
 from mensajero.models.conversation import Conversation, ConversationStatus
@@ -69,4 +69,5 @@ __all__ = [
     "WebhookEndpoint",
     "utcnow",
     "uuid7",
+    "uuid7_strings",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,33 @@ def uuid7() -> uuid.UUID:
     rand_b = random_bits & ((1 << 62) - 1)
     value = (unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return uuid.UUID(int=value)
+
+
+def uuid7_strings(count: int) -> Iterator[str]:
+    """``count`` time-ordered UUIDv7 strings, cheaply (RFC 9562, section 6.2 method 2).
+
+    One timestamp and one random start for the batch, then a counter in the
+    low bits: the ids stay unique and sorted, and building them costs a string
+    format each instead of a ``uuid.UUID`` (several times faster for 100k).
+    Only the last group (48 bits) changes from one id to the next, so the
+    first four groups are formatted once per run of ids that share them.
+    """
+    unix_ms = time.time_ns() // 1_000_000
+    random_bits = int.from_bytes(os.urandom(10), "big")
+    rand_a = random_bits >> 68
+    # Start in the lower half of the 62 counter bits: no overflow into the variant.
+    rand_b = random_bits & ((1 << 61) - 1)
+    value = (unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    low_bits = (1 << 48) - 1
+    while count > 0:
+        low = value & low_bits
+        run = min(count, low_bits + 1 - low)  # ids until the last group wraps
+        high = f"{value >> 48:020x}"
+        prefix = f"{high[:8]}-{high[8:12]}-{high[12:16]}-{high[16:]}-"
+        for offset in range(low, low + run):
+            yield f"{prefix}{offset:012x}"
+        value += run
+        count -= run
 
 
 class UTCDateTime(TypeDecorator[datetime]):

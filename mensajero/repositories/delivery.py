@@ -36,7 +36,9 @@ from mensajero.models import (
     LogEvent,
     Message,
     MessageStatus,
+    TimelineEventType,
     uuid7,
+    uuid7_strings,
 )
 
 _logs = CommunicationLog.__table__  # type: ignore[attr-defined]
@@ -108,7 +110,8 @@ class LatestStatusRow:
 async def claim_attempts(
     session: AsyncSession, log_ids: Sequence[uuid.UUID], *, now: datetime
 ) -> list[ClaimedAttempt]:
-    """Move the due QUEUED/SCHEDULED attempts among ``log_ids`` to SENDING.
+    """Move the due QUEUED/SCHEDULED attempts among ``log_ids`` to SENDING (the dispatch
+    worker uses :func:`claim_and_mark_sending` on PostgreSQL).
 
     PostgreSQL locks the rows with ``FOR UPDATE SKIP LOCKED``: a concurrent
     claimer of the same ids (a job running twice) skips them, and the status
@@ -139,6 +142,82 @@ async def claim_attempts(
     )
     updated = set(result.scalars())
     return [_claimed(row) for row in rows if row.id in updated]
+
+
+# The claim on PostgreSQL, in one statement and one round trip: lock the due rows
+# (SKIP LOCKED: a concurrent claimer of the same ids skips them), move them to
+# SENDING, append their SENDING timeline entries, copy SENDING onto the messages
+# whose latest attempt they are, and return what sending needs. The CTEs share one
+# snapshot; each table is written once, so the rollup triggers (statement-level,
+# on transition tables) see exactly what the separate statements showed them.
+# Timeline ids (uuid7, made in Python) come in aligned with the requested ids.
+_CLAIM_SQL = text(
+    """
+    WITH requested AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:event_ids AS uuid[]))
+            AS r(id, event_id)
+    ), claimable AS (
+        SELECT l.id, l.status, r.event_id
+        FROM communication_logs AS l JOIN requested AS r ON r.id = l.id
+        WHERE l.status IN ('QUEUED', 'SCHEDULED')
+          AND (l.not_before IS NULL OR l.not_before <= :now)
+        FOR UPDATE OF l SKIP LOCKED
+    ), claimed AS (
+        UPDATE communication_logs AS l
+        SET status = 'SENDING', updated_at = :now
+        FROM claimable AS c
+        WHERE l.id = c.id AND l.status IN ('QUEUED', 'SCHEDULED')
+        RETURNING l.id, l.organization_id, l.message_id, l.client_id, l.campaign_id,
+                  l.channel, l.recipient, l.attempt_number, c.status AS previous_status,
+                  COALESCE(l.provider_metadata, '{}'::jsonb) AS provider_metadata,
+                  l.body_override, c.event_id
+    ), timeline AS (
+        INSERT INTO log_events
+            (id, created_at, organization_id, log_id, event, occurred_at, dedup_key, metadata)
+        SELECT event_id, :now, organization_id, id, :event, :now, NULL,
+               CASE WHEN retries > 0 THEN jsonb_build_object('attempt', retries + 1) END
+        FROM (SELECT *, COALESCE(trunc((provider_metadata ->> 'retries')::numeric)::int, 0)
+                        AS retries
+              FROM claimed) AS c
+        ON CONFLICT DO NOTHING
+    ), latest AS (
+        UPDATE messages AS m
+        SET status = 'SENDING', updated_at = :now
+        FROM claimed AS c
+        WHERE m.id = c.message_id
+          AND NOT EXISTS (
+            SELECT 1 FROM communication_logs AS n
+            WHERE n.message_id = c.message_id
+              AND (n.attempt_number > c.attempt_number
+                   OR (n.attempt_number = c.attempt_number AND n.id > c.id)))
+    )
+    SELECT c.id, c.organization_id, c.message_id, c.client_id, c.campaign_id, c.channel,
+           c.recipient, c.attempt_number, c.previous_status, c.provider_metadata,
+           COALESCE(c.body_override, m.body), m.subject, m.html, m.template_id, m.queue_id,
+           m.communication_type, m.author_member_id, COALESCE(m.metadata, '{}'::jsonb)
+    FROM claimed AS c JOIN messages AS m ON m.id = c.message_id
+    """
+)
+
+
+async def claim_and_mark_sending(
+    session: AsyncSession, log_ids: Sequence[uuid.UUID], *, now: datetime
+) -> list[ClaimedAttempt]:
+    """PostgreSQL: :func:`claim_attempts` plus the SENDING timeline entries and message
+    statuses, in one statement (see ``_CLAIM_SQL``)."""
+    if not log_ids:
+        return []
+    result = await session.execute(
+        _CLAIM_SQL,
+        {
+            "ids": list(log_ids),
+            "event_ids": list(uuid7_strings(len(log_ids))),
+            "event": TimelineEventType.SENDING.value,
+            "now": now,
+        },
+    )
+    # Columns in ClaimedAttempt's field order.
+    return [ClaimedAttempt(*row) for row in result]
 
 
 def _attempt_select() -> Any:
@@ -215,36 +294,14 @@ class SentRow:
 async def mark_sent(
     session: AsyncSession, rows: Sequence[SentRow], *, now: datetime
 ) -> set[uuid.UUID]:
-    """SENDING -> SENT with the provider's ids, for the attempts still SENDING.
+    """SENDING -> SENT with the provider's ids, for the attempts still SENDING (SQLite:
+    a statement per row; PostgreSQL uses :func:`mark_sent_with_timeline`).
 
     Returns the ids updated; the others moved meanwhile (a provider callback
     overtook us) and go through the single-attempt path.
     """
     if not rows:
         return set()
-    if dialect_name(session) == "postgresql":
-        result = await session.execute(
-            text(
-                """
-                UPDATE communication_logs AS l
-                SET status = 'SENT', provider = v.provider, external_id = v.external_id,
-                    sent_at = COALESCE(l.sent_at, v.sent_at), updated_at = :now
-                FROM unnest(CAST(:ids AS uuid[]), CAST(:providers AS text[]),
-                            CAST(:external_ids AS text[]), CAST(:sent_ats AS timestamptz[]))
-                     AS v(id, provider, external_id, sent_at)
-                WHERE l.id = v.id AND l.status = 'SENDING'
-                RETURNING l.id
-                """
-            ),
-            {
-                "ids": [row.log_id for row in rows],
-                "providers": [row.provider for row in rows],
-                "external_ids": [row.external_id for row in rows],
-                "sent_ats": [row.sent_at for row in rows],
-                "now": now,
-            },
-        )
-        return set(result.scalars())
     updated: set[uuid.UUID] = set()
     for row in rows:
         result = await session.execute(
@@ -261,6 +318,80 @@ async def mark_sent(
         )
         updated.update(result.scalars())
     return updated
+
+
+# SENDING -> SENT on PostgreSQL in one statement: the attempts still SENDING take the
+# provider's ids, get their SENT timeline entry (ids made in Python, aligned with the
+# rows) and copy SENT onto the messages whose latest attempt they are. Returns the
+# ids updated. Same trigger reasoning as ``_CLAIM_SQL``.
+_MARK_SENT_SQL = text(
+    """
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:providers AS text[]),
+                             CAST(:external_ids AS text[]), CAST(:sent_ats AS timestamptz[]),
+                             CAST(:event_ids AS uuid[]))
+            AS v(id, provider, external_id, sent_at, event_id)
+    ), sent AS (
+        UPDATE communication_logs AS l
+        SET status = 'SENT', provider = v.provider, external_id = v.external_id,
+            sent_at = COALESCE(l.sent_at, v.sent_at), updated_at = :now
+        FROM v
+        WHERE l.id = v.id AND l.status = 'SENDING'
+        RETURNING l.id, l.organization_id, l.message_id, l.attempt_number, v.provider,
+                  v.external_id, v.sent_at, v.event_id
+    ), timeline AS (
+        INSERT INTO log_events
+            (id, created_at, organization_id, log_id, event, occurred_at, dedup_key, metadata)
+        SELECT event_id, :now, organization_id, id, :event, sent_at, :dedup_key,
+               jsonb_build_object('provider', provider, 'externalId', external_id)
+        FROM sent
+        ON CONFLICT DO NOTHING
+    ), latest AS (
+        UPDATE messages AS m
+        SET status = 'SENT', provider = COALESCE(s.provider, m.provider),
+            sent_at = COALESCE(m.sent_at, s.sent_at), updated_at = :now
+        FROM sent AS s
+        WHERE m.id = s.message_id
+          AND NOT EXISTS (
+            SELECT 1 FROM communication_logs AS n
+            WHERE n.message_id = s.message_id
+              AND (n.attempt_number > s.attempt_number
+                   OR (n.attempt_number = s.attempt_number AND n.id > s.id)))
+    )
+    SELECT id FROM sent
+    """
+)
+
+
+async def mark_sent_with_timeline(
+    session: AsyncSession,
+    *,
+    log_ids: Sequence[uuid.UUID],
+    providers: Sequence[str],
+    external_ids: Sequence[str],
+    sent_ats: Sequence[datetime],
+    dedup_key: str,
+    now: datetime,
+) -> set[uuid.UUID]:
+    """PostgreSQL: :func:`mark_sent` plus the SENT timeline entries (``dedup_key``) and
+    message statuses, in one statement (see ``_MARK_SENT_SQL``). Columns, not rows:
+    they go to PostgreSQL as arrays."""
+    if not log_ids:
+        return set()
+    result = await session.execute(
+        _MARK_SENT_SQL,
+        {
+            "ids": log_ids,
+            "providers": providers,
+            "external_ids": external_ids,
+            "sent_ats": sent_ats,
+            "event_ids": list(uuid7_strings(len(log_ids))),
+            "event": TimelineEventType.SENT.value,
+            "dedup_key": dedup_key,
+            "now": now,
+        },
+    )
+    return set(result.scalars())
 
 
 async def requeue(

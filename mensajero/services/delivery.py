@@ -433,9 +433,32 @@ async def claim_for_dispatch(
     a second run of the same job (or a second worker) from sending again.
     """
     now = now or utcnow()
-    claimed = await repository.claim_attempts(session, log_ids, now=now)
-    if not claimed:
-        return []
+    if repository.dialect_name(session) == "postgresql":
+        # Claim, timeline and message statuses in one statement.
+        claimed = await repository.claim_and_mark_sending(session, log_ids, now=now)
+        if not claimed:
+            return []
+    else:
+        claimed = await repository.claim_attempts(session, log_ids, now=now)
+        if not claimed:
+            return []
+        await _record_claim(session, claimed, now=now)
+    occurred_at = now.isoformat()
+    events.defer_publish(
+        session,
+        _batch_events(
+            [(attempt, occurred_at, None) for attempt in claimed],
+            event=TimelineEventType.SENDING,
+            status=MessageStatus.SENDING,
+        ),
+    )
+    return claimed
+
+
+async def _record_claim(
+    session: AsyncSession, claimed: Sequence[ClaimedAttempt], *, now: datetime
+) -> None:
+    """SENDING timeline entries and message statuses, statement by statement (SQLite)."""
     await repository.insert_events(
         session,
         [
@@ -463,20 +486,6 @@ async def claim_for_dispatch(
         ],
         now=now,
     )
-    events.defer_publish(
-        session,
-        [
-            _claimed_event(
-                attempt,
-                event=TimelineEventType.SENDING,
-                previous_status=attempt.previous_status,
-                status=MessageStatus.SENDING,
-                occurred_at=now,
-            )
-            for attempt in claimed
-        ],
-    )
-    return claimed
 
 
 async def record_sent(
@@ -492,9 +501,20 @@ async def record_sent(
     saves the provider's id.
     """
     now = now or utcnow()
-    updated = await repository.mark_sent(
-        session,
-        [
+    if repository.dialect_name(session) == "postgresql":
+        # Status, timeline and message statuses in one statement.
+        updated = await repository.mark_sent_with_timeline(
+            session,
+            log_ids=[attempt.id for attempt, _, _ in accepted],
+            providers=[result.provider for _, result, _ in accepted],
+            external_ids=[result.external_id for _, result, _ in accepted],
+            sent_ats=[sent_at for _, _, sent_at in accepted],
+            dedup_key=status_dedup_key(TimelineEventType.SENT),
+            now=now,
+        )
+        batch = [item for item in accepted if item[0].id in updated]
+    else:
+        rows = [
             SentRow(
                 log_id=attempt.id,
                 provider=result.provider,
@@ -502,10 +522,61 @@ async def record_sent(
                 sent_at=sent_at,
             )
             for attempt, result, sent_at in accepted
-        ],
-        now=now,
+        ]
+        updated = await repository.mark_sent(session, rows, now=now)
+        batch = [item for item in accepted if item[0].id in updated]
+        await _record_sent_rows(session, batch, now=now)
+    await _defer_events(
+        session,
+        _batch_events(
+            [
+                (
+                    attempt,
+                    sent_at.isoformat(),
+                    {"provider": result.provider, "externalId": result.external_id},
+                )
+                for attempt, result, sent_at in batch
+            ],
+            event=TimelineEventType.SENT,
+            status=MessageStatus.SENT,
+            previous_status=MessageStatus.SENDING,
+        ),
     )
-    batch = [item for item in accepted if item[0].id in updated]
+    for attempt, _result, sent_at in batch:
+        if _is_agent_reply(attempt):
+            await _record_first_response(
+                session,
+                organization_id=attempt.organization_id,
+                client_id=attempt.client_id,
+                sent_at=sent_at,
+                now=now,
+            )
+    for attempt, result, sent_at in accepted:
+        if attempt.id in updated:
+            continue
+        await apply_transition(
+            session,
+            log_id=attempt.id,
+            transition=Transition(
+                event=TimelineEventType.SENT,
+                status=MessageStatus.SENT,
+                occurred_at=sent_at,
+                dedup_key=status_dedup_key(TimelineEventType.SENT),
+                provider=result.provider,
+                external_id=result.external_id,
+                metadata={"provider": result.provider, "externalId": result.external_id},
+            ),
+            now=now,
+        )
+
+
+async def _record_sent_rows(
+    session: AsyncSession,
+    batch: Sequence[tuple[ClaimedAttempt, ProviderAccepted, datetime]],
+    *,
+    now: datetime,
+) -> None:
+    """SENT timeline entries and message statuses, statement by statement (SQLite)."""
     await repository.insert_events(
         session,
         [
@@ -536,46 +607,6 @@ async def record_sent(
         ],
         now=now,
     )
-    await _defer_events(
-        session,
-        [
-            _claimed_event(
-                attempt,
-                event=TimelineEventType.SENT,
-                previous_status=MessageStatus.SENDING,
-                status=MessageStatus.SENT,
-                occurred_at=sent_at,
-                metadata={"provider": result.provider, "externalId": result.external_id},
-            )
-            for attempt, result, sent_at in batch
-        ],
-    )
-    for attempt, _result, sent_at in batch:
-        if _is_agent_reply(attempt):
-            await _record_first_response(
-                session,
-                organization_id=attempt.organization_id,
-                client_id=attempt.client_id,
-                sent_at=sent_at,
-                now=now,
-            )
-    for attempt, result, sent_at in accepted:
-        if attempt.id in updated:
-            continue
-        await apply_transition(
-            session,
-            log_id=attempt.id,
-            transition=Transition(
-                event=TimelineEventType.SENT,
-                status=MessageStatus.SENT,
-                occurred_at=sent_at,
-                dedup_key=status_dedup_key(TimelineEventType.SENT),
-                provider=result.provider,
-                external_id=result.external_id,
-                metadata={"provider": result.provider, "externalId": result.external_id},
-            ),
-            now=now,
-        )
 
 
 async def record_failure(
@@ -684,6 +715,47 @@ async def requeue_attempt(
         ],
     )
     return True
+
+
+def _batch_events(
+    items: Sequence[tuple[ClaimedAttempt, str, dict[str, Any] | None]],
+    *,
+    event: str,
+    status: str,
+    previous_status: str | None = None,
+) -> list[events.StatusEvent]:
+    """:func:`_claimed_event` for a batch of (attempt, ISO time, metadata): the same
+    events, each organization's id turned to text once (a bulk send is one or a few
+    organizations) and no per-event keyword shuffling through ``StatusEvent.build``.
+
+    ``previous_status`` None: each attempt's own (a claim moves QUEUED and SCHEDULED).
+    """
+    event, status = str(event), str(status)
+    organizations: dict[uuid.UUID, str] = {}
+    built = []
+    for attempt, occurred_at, metadata in items:
+        organization = organizations.get(attempt.organization_id)
+        if organization is None:
+            organization = organizations[attempt.organization_id] = str(attempt.organization_id)
+        built.append(
+            events.StatusEvent(
+                organization_id=organization,
+                message_id=str(attempt.message_id),
+                log_id=str(attempt.id),
+                event=event,
+                previous_status=str(
+                    attempt.previous_status if previous_status is None else previous_status
+                ),
+                status=status,
+                occurred_at=occurred_at,
+                channel=str(attempt.channel),
+                queue_id=attempt.queue_id,
+                campaign_id=None if attempt.campaign_id is None else str(attempt.campaign_id),
+                client_id=None if attempt.client_id is None else str(attempt.client_id),
+                metadata=metadata or {},
+            )
+        )
+    return built
 
 
 def _claimed_event(

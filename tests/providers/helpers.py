@@ -7,18 +7,27 @@ import asyncio
 import httpx
 
 from mensajero.providers.http import ProviderHTTP, create_provider_http_client
-from mensajero.settings import Settings
+from mensajero.settings import ProviderHTTPClientName, Settings
 from tests.fakes.base import FakeProviderServer
 
-# Every provider test runs through the workers' pooled client (aiohttp) and
-# through a plain httpx client (what tests and tools pass in): same behaviour.
-CLIENT_KINDS = ["pooled", "httpx"]
+# Every provider test runs through the workers' clients (the lean one, the
+# default, and aiohttp's pool, the fallback) and through a plain httpx client
+# (what tests and tools pass in): same behaviour.
+CLIENT_KINDS = ["lean", "pooled", "httpx"]
 
 
 def provider_client(kind: str, *, timeout: float) -> ProviderHTTP:
-    if kind == "pooled":
+    if kind in ("lean", "pooled"):
         return create_provider_http_client(
-            Settings(provider_timeout_seconds=timeout, provider_connect_timeout_seconds=timeout)
+            Settings(
+                provider_timeout_seconds=timeout,
+                provider_connect_timeout_seconds=timeout,
+                provider_http_client=(
+                    ProviderHTTPClientName.LEAN
+                    if kind == "lean"
+                    else ProviderHTTPClientName.AIOHTTP
+                ),
+            )
         )
     return httpx.AsyncClient(timeout=timeout)
 

@@ -9,7 +9,7 @@ import pytest
 from mensajero.models import Channel
 from mensajero.providers.base import ProviderEvent, is_idempotent
 from mensajero.providers.email.resend import ResendEmailProvider
-from mensajero.providers.http import PooledProviderClient, parse_retry_after
+from mensajero.providers.http import LeanProviderClient, PooledProviderClient, parse_retry_after
 from mensajero.providers.registry import (
     build_providers,
     create_provider_http_client,
@@ -18,7 +18,7 @@ from mensajero.providers.registry import (
 from mensajero.providers.sandbox import SandboxProvider
 from mensajero.providers.sms.twilio import TwilioSmsProvider
 from mensajero.providers.whatsapp.evolution import EvolutionWhatsAppProvider
-from mensajero.settings import Settings
+from mensajero.settings import ProviderHTTPClientName, Settings
 
 
 async def _emit(event: ProviderEvent, delay: float) -> None:
@@ -72,6 +72,7 @@ async def test_pooled_client_limits_and_timeouts() -> None:
         provider_timeout_seconds=7.5,
         provider_connect_timeout_seconds=2.0,
         provider_max_connections=32,
+        provider_http_client=ProviderHTTPClientName.AIOHTTP,
     )
     async with create_provider_http_client(settings) as http:
         assert isinstance(http, PooledProviderClient)
@@ -83,6 +84,20 @@ async def test_pooled_client_limits_and_timeouts() -> None:
         assert session.connector is not None and session.connector.limit == 32
         assert session.headers["User-Agent"].startswith("mensajero/")
     assert session.closed
+
+
+async def test_lean_client_is_the_default_with_the_settings_limits() -> None:
+    settings = Settings(
+        provider_timeout_seconds=7.5,
+        provider_connect_timeout_seconds=2.0,
+        provider_max_connections=32,
+    )
+    async with create_provider_http_client(settings) as http:
+        assert isinstance(http, LeanProviderClient)
+        assert http._http.timeout == 7.5
+        assert http._http.connect_timeout == 2.0
+        assert http._http.max_connections == 32
+        assert http._http.user_agent.startswith("mensajero/")
 
 
 @pytest.mark.parametrize(

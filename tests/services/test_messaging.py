@@ -22,6 +22,7 @@ from mensajero.models import (
     MessageStatus,
     Organization,
 )
+from mensajero.models import base as model_base
 from mensajero.outbox import enqueue_jobs, pending_jobs, take_pending_jobs
 from mensajero.repositories import credit as credits_repository
 from mensajero.services import communication_config, credits, messaging
@@ -70,7 +71,7 @@ def test_uuid7_strings_carry_into_the_fourth_group(monkeypatch: pytest.MonkeyPat
     # A random start 3 below a 48-bit boundary: the counter carries into the
     # fourth group after three ids, which is formatted once per run.
     start = (1 << 60) | ((1 << 48) - 3)
-    monkeypatch.setattr(messaging.os, "urandom", lambda size: start.to_bytes(size, "big"))
+    monkeypatch.setattr(model_base.os, "urandom", lambda size: start.to_bytes(size, "big"))
     ids = list(messaging.uuid7_strings(6))
     assert [uuid.UUID(value).int & ((1 << 62) - 1) for value in ids] == [
         start + offset for offset in range(6)

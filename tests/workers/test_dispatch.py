@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest_asyncio
@@ -14,12 +14,19 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mensajero.db import create_sessionmaker
-from mensajero.models import CommunicationLog, Message, MessageStatus, Organization, utcnow
+from mensajero.models import (
+    CommunicationLog,
+    LogEvent,
+    Message,
+    MessageStatus,
+    Organization,
+    utcnow,
+)
 from mensajero.providers.registry import build_providers
 from mensajero.settings import SmsProviderName
 from mensajero.workers import delivery as delivery_jobs
 from tests.conftest import Backend
-from tests.delivery_support import create_attempt_row, reload, timeline
+from tests.delivery_support import create_attempt_row, listen, reload, timeline
 from tests.factories import create_organization
 from tests.fakes.twilio import FakeTwilio
 
@@ -94,6 +101,66 @@ async def test_dispatch_sends_each_attempt_and_records_sent(
         assert message.sent_at is not None
 
 
+async def test_dispatch_publishes_sending_then_sent(
+    session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio, redis: ArqRedis
+) -> None:
+    organization, logs = await _queued(session, 2, queue_id="q-bus")
+    async with listen(redis, organization.id) as bus:
+        await delivery_jobs.dispatch(worker_ctx, [str(log.id) for log in logs])
+        published = await bus.settle()
+
+    sids = {m["to"]: m["sid"] for m in fake_twilio.messages}
+    expected = []
+    for event, previous, status in (("sending", "QUEUED", "SENDING"), ("sent", "SENDING", "SENT")):
+        for log in logs:
+            metadata = (
+                {"provider": "twilio", "externalId": sids[log.recipient]} if event == "sent" else {}
+            )
+            expected.append(
+                (
+                    str(organization.id),
+                    str(log.message_id),
+                    str(log.id),
+                    event,
+                    previous,
+                    status,
+                    "sms",
+                    "q-bus",
+                    None,
+                    None,
+                    metadata,
+                )
+            )
+    assert sorted(
+        (
+            e.organization_id,
+            e.message_id,
+            e.log_id,
+            e.event,
+            e.previous_status,
+            e.status,
+            e.channel,
+            e.queue_id,
+            e.campaign_id,
+            e.client_id,
+            e.metadata,
+        )
+        for e in published
+    ) == sorted(expected)
+    assert all(datetime.fromisoformat(e.occurred_at).tzinfo is not None for e in published)
+
+
+async def test_an_id_listed_twice_in_a_job_is_claimed_and_sent_once(
+    session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio
+) -> None:
+    _, logs = await _queued(session, 2)
+    ids = [str(log.id) for log in logs]
+    result = await delivery_jobs.dispatch(worker_ctx, [*ids, ids[0]])
+    assert result == {"claimed": 2, "sent": 2, "failed": 0, "retried": 0, "unknown": 0}
+    assert len(fake_twilio.messages) == 2
+    assert await timeline(session, logs[0].id) == ["sending", "sent"]
+
+
 async def test_a_job_run_twice_sends_once(
     session: AsyncSession, worker_ctx: dict[str, Any], fake_twilio: FakeTwilio
 ) -> None:
@@ -160,6 +227,23 @@ async def test_transient_error_requeues_with_backoff_then_sends(
     assert (await delivery_jobs.dispatch(worker_ctx, [str(log_id)]))["sent"] == 1
     assert await timeline(session, log_id) == ["sending", "queued", "sending", "sent"]
     assert len(fake_twilio.messages) == 1
+    entries = (
+        await session.execute(
+            select(LogEvent.event, LogEvent.dedup_key, LogEvent.metadata_)
+            .where(LogEvent.log_id == log_id, LogEvent.event != "queued")
+            .order_by(LogEvent.created_at)
+        )
+    ).all()
+    # The retry's claim says which attempt it is; SENT carries the provider's id.
+    assert [tuple(entry) for entry in entries] == [
+        ("sending", None, None),
+        ("sending", None, {"attempt": 2}),
+        (
+            "sent",
+            "status:sent",
+            {"provider": "twilio", "externalId": fake_twilio.messages[0]["sid"]},
+        ),
+    ]
 
 
 async def test_rate_limit_honours_retry_after(

@@ -114,6 +114,8 @@ class ResendEmailProvider:
                 "Authorization": f"Bearer {self._api_key}",
                 "Idempotency-Key": str(message.attempt_id),
             },
+            # Resend deduplicates by the key: safe to resend after a dropped keep-alive.
+            idempotent=True,
         )
         body = response_json(response)
         if response.is_success:
