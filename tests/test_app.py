@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 
 import httpx
 import pytest
+from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from strawberry.relay import to_base64
 
 from mensajero.models import Client
 from mensajero.repositories.base import OrganizationScopedRepository
+from mensajero.schema.schema import schema
 from tests.factories import create_caller, create_client
 
 VIEWER = "{ viewer { organization { id uuid name creditBalance } member { id email } scopes } }"
@@ -227,3 +230,23 @@ def test_the_served_app_tunes_garbage_collection_unless_told_not_to(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert answer.stdout.strip() == expected, answer.stderr
+
+
+async def test_caller_errors_are_answered_not_logged_as_server_errors(
+    http: httpx.AsyncClient, session: AsyncSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caller = await create_caller(session, scopes=["read"])
+    await session.commit()
+    with caplog.at_level(logging.DEBUG):
+        forbidden = await graphql(http, "{ webhookEndpoints { id } }", caller.headers)
+        invalid = await graphql(http, "{ viewer { noSuchField } }", caller.headers)
+    assert forbidden.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert "noSuchField" in invalid.json()["errors"][0]["message"]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_unexpected_resolver_failures_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    failure = GraphQLError("boom", original_error=RuntimeError("boom"))
+    with caplog.at_level(logging.ERROR):
+        schema.process_errors([failure])
+    assert any(r.levelno == logging.ERROR and "boom" in r.getMessage() for r in caplog.records)

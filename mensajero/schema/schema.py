@@ -86,7 +86,17 @@ class MensajeroSchema(strawberry.Schema):
                 error.message = translated.message
                 error.extensions = translated.extensions
                 errors[index] = error
-        super().process_errors(errors, execution_context)
+        # Strawberry logs every error with its traceback at ERROR level. A bad key,
+        # a missing scope or a query that does not validate is the caller's answer,
+        # not the server's failure: only unexpected exceptions are logged.
+        unexpected = [
+            error
+            for error in errors
+            if error.original_error is not None
+            and not isinstance(error.original_error, DomainError)
+        ]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
 
 
 schema = MensajeroSchema(
