@@ -21,6 +21,18 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def prepare_worker_process(settings: Settings) -> None:
+    """Once the worker's code is loaded: the server's garbage-collector tuning, unless off.
+
+    A dispatching worker holds thousands of sends in flight (tasks, rows,
+    events): the same reasons as the server's (see mensajero.gc_tuning).
+    """
+    if settings.server_gc_tuning:
+        from mensajero.gc_tuning import tune_garbage_collection
+
+        tune_garbage_collection()
+
+
 def _ensure_schema(settings: Settings) -> None:
     """The embedded mode migrates on its own; production runs ``mensajero migrate``."""
     if settings.should_auto_migrate:
@@ -84,12 +96,7 @@ def worker(
 
         redis = await create_redis(settings.redis_url)
         arq_worker = build_worker(settings, redis, burst=burst)
-        if settings.server_gc_tuning:
-            from mensajero.gc_tuning import tune_garbage_collection
-
-            # A dispatching worker holds thousands of sends in flight (tasks,
-            # rows, events): the same reasons as the server's (gc_tuning).
-            tune_garbage_collection()
+        prepare_worker_process(settings)
         try:
             await arq_worker.async_run()
         finally:

@@ -210,14 +210,21 @@ class _DeadRedis:
 
 
 @pytest.mark.parametrize(("tuning", "expected"), [("true", "True"), ("false", "False")])
-def test_the_served_app_tunes_garbage_collection_unless_told_not_to(
-    tuning: str, expected: str
+@pytest.mark.parametrize(
+    "process",
+    [
+        "from mensajero.app import create_served_app; create_served_app()",
+        "from mensajero.cli import prepare_worker_process; "
+        "from mensajero.settings import Settings; prepare_worker_process(Settings())",
+    ],
+    ids=["server", "worker"],
+)
+def test_long_lived_processes_tune_garbage_collection_unless_told_not_to(
+    tuning: str, expected: str, process: str
 ) -> None:
     # In a process of its own: freezing would reach every object of the test run.
     probe = (
-        "import gc; from mensajero.app import create_served_app; "
-        "from mensajero.gc_tuning import SERVER_GC_THRESHOLDS; "
-        "create_served_app(); "
+        f"import gc; from mensajero.gc_tuning import SERVER_GC_THRESHOLDS; {process}; "
         "print(gc.get_threshold() == SERVER_GC_THRESHOLDS and gc.get_freeze_count() > 0)"
     )
     env = {
