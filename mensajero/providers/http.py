@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
-from urllib.parse import urlencode
 
 import aiohttp
 import httpx
@@ -83,7 +82,25 @@ class PooledResponse:
         return orjson.loads(self.content)  # orjson.JSONDecodeError is a ValueError
 
 
-class PooledProviderClient:
+class _ClosedOnExit:
+    """``async with client:`` closes its connections at the end."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class PooledProviderClient(_ClosedOnExit):
     """The one HTTP client a worker process uses for every provider call.
 
     One aiohttp pool of ``provider_max_connections`` keep-alive connections.
@@ -133,7 +150,7 @@ class PooledProviderClient:
         if data is not None:
             # Encoded here: aiohttp's FormData machinery cost a sixth of a worker's
             # CPU per Twilio send for what is one urlencode.
-            body = urlencode(data).encode()
+            body = form_urlencode(data)
             extra["Content-Type"] = "application/x-www-form-urlencoded"
         if extra:
             headers = {**(headers or {}), **extra}
@@ -160,16 +177,8 @@ class PooledProviderClient:
         self._open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
-
-class LeanProviderClient:
+class LeanProviderClient(_ClosedOnExit):
     """The worker's default client: :class:`~mensajero.providers.lean_http.LeanHTTPClient`.
 
     ~4x less CPU per request than aiohttp's (the dispatch worker's largest cost).
@@ -231,20 +240,16 @@ class LeanProviderClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+def _transport_error(
+    provider: str, error: BaseException, *, ambiguous: bool, timeout: bool | None = None
+) -> ProviderError:
+    """A transport failure of any client as a transient :class:`ProviderError`.
 
-
-def _transport_error(provider: str, error: BaseException, *, ambiguous: bool) -> ProviderError:
-    if isinstance(error, TimeoutError):
+    ``timeout`` defaults to whether ``error`` is a :class:`TimeoutError` (httpx's
+    timeouts are not).
+    """
+    if timeout if timeout is not None else isinstance(error, TimeoutError):
         return ProviderError(
             "timeout",
             f"{provider} did not answer in time ({type(error).__name__})",
@@ -314,21 +319,12 @@ async def post(
     kwargs.pop("idempotent", None)
     try:
         return await http.post(url, **kwargs)
-    except httpx.TimeoutException as e:
-        raise ProviderError(
-            "timeout",
-            f"{provider} did not answer in time ({type(e).__name__})",
-            transient=True,
-            provider=provider,
-            ambiguous=isinstance(e, _AMBIGUOUS_TRANSPORT_ERRORS),
-        ) from e
     except httpx.TransportError as e:
-        raise ProviderError(
-            "connection_error",
-            f"could not reach {provider}: {type(e).__name__}: {e}",
-            transient=True,
-            provider=provider,
+        raise _transport_error(
+            provider,
+            e,
             ambiguous=isinstance(e, _AMBIGUOUS_TRANSPORT_ERRORS),
+            timeout=isinstance(e, httpx.TimeoutException),
         ) from e
 
 

@@ -144,6 +144,16 @@ async def claim_attempts(
     return [_claimed(row) for row in rows if row.id in updated]
 
 
+def _is_latest_attempt(alias: str, log_id: str = "id") -> str:
+    """SQL: attempt ``alias`` (with ``message_id``, ``attempt_number`` and ``log_id``)
+    is its message's latest, the one whose status the message shows."""
+    return f"""NOT EXISTS (
+            SELECT 1 FROM communication_logs AS n
+            WHERE n.message_id = {alias}.message_id
+              AND (n.attempt_number > {alias}.attempt_number
+                   OR (n.attempt_number = {alias}.attempt_number AND n.id > {alias}.{log_id})))"""
+
+
 # The claim on PostgreSQL, in one statement and one round trip: lock the due rows
 # (SKIP LOCKED: a concurrent claimer of the same ids skips them), move them to
 # SENDING, append their SENDING timeline entries, copy SENDING onto the messages
@@ -152,7 +162,7 @@ async def claim_attempts(
 # on transition tables) see exactly what the separate statements showed them.
 # Timeline ids (uuid7, made in Python) come in aligned with the requested ids.
 _CLAIM_SQL = text(
-    """
+    f"""
     WITH requested AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:event_ids AS uuid[]))
             AS r(id, event_id)
@@ -169,7 +179,7 @@ _CLAIM_SQL = text(
         WHERE l.id = c.id AND l.status IN ('QUEUED', 'SCHEDULED')
         RETURNING l.id, l.organization_id, l.message_id, l.client_id, l.campaign_id,
                   l.channel, l.recipient, l.attempt_number, c.status AS previous_status,
-                  COALESCE(l.provider_metadata, '{}'::jsonb) AS provider_metadata,
+                  COALESCE(l.provider_metadata, '{{}}'::jsonb) AS provider_metadata,
                   l.body_override, c.event_id
     ), timeline AS (
         INSERT INTO log_events
@@ -185,16 +195,12 @@ _CLAIM_SQL = text(
         SET status = 'SENDING', updated_at = :now
         FROM claimed AS c
         WHERE m.id = c.message_id
-          AND NOT EXISTS (
-            SELECT 1 FROM communication_logs AS n
-            WHERE n.message_id = c.message_id
-              AND (n.attempt_number > c.attempt_number
-                   OR (n.attempt_number = c.attempt_number AND n.id > c.id)))
+          AND {_is_latest_attempt("c")}
     )
     SELECT c.id, c.organization_id, c.message_id, c.client_id, c.campaign_id, c.channel,
            c.recipient, c.attempt_number, c.previous_status, c.provider_metadata,
            COALESCE(c.body_override, m.body), m.subject, m.html, m.template_id, m.queue_id,
-           m.communication_type, m.author_member_id, COALESCE(m.metadata, '{}'::jsonb)
+           m.communication_type, m.author_member_id, COALESCE(m.metadata, '{{}}'::jsonb)
     FROM claimed AS c JOIN messages AS m ON m.id = c.message_id
     """
 )
@@ -325,7 +331,7 @@ async def mark_sent(
 # rows) and copy SENT onto the messages whose latest attempt they are. Returns the
 # ids updated. Same trigger reasoning as ``_CLAIM_SQL``.
 _MARK_SENT_SQL = text(
-    """
+    f"""
     WITH v AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:providers AS text[]),
                              CAST(:external_ids AS text[]), CAST(:sent_ats AS timestamptz[]),
@@ -352,11 +358,7 @@ _MARK_SENT_SQL = text(
             sent_at = COALESCE(m.sent_at, s.sent_at), updated_at = :now
         FROM sent AS s
         WHERE m.id = s.message_id
-          AND NOT EXISTS (
-            SELECT 1 FROM communication_logs AS n
-            WHERE n.message_id = s.message_id
-              AND (n.attempt_number > s.attempt_number
-                   OR (n.attempt_number = s.attempt_number AND n.id > s.id)))
+          AND {_is_latest_attempt("s")}
     )
     SELECT id FROM sent
     """
@@ -426,7 +428,7 @@ async def copy_status_to_latest_messages(
     if dialect_name(session) == "postgresql":
         await session.execute(
             text(
-                """
+                f"""
                 UPDATE messages AS m
                 SET status = v.status, provider = COALESCE(v.provider, m.provider),
                     sent_at = COALESCE(m.sent_at, v.sent_at), updated_at = :now
@@ -435,11 +437,7 @@ async def copy_status_to_latest_messages(
                             CAST(:providers AS text[]), CAST(:sent_ats AS timestamptz[]))
                      AS v(message_id, log_id, attempt_number, status, provider, sent_at)
                 WHERE m.id = v.message_id
-                  AND NOT EXISTS (
-                    SELECT 1 FROM communication_logs AS n
-                    WHERE n.message_id = v.message_id
-                      AND (n.attempt_number > v.attempt_number
-                           OR (n.attempt_number = v.attempt_number AND n.id > v.log_id)))
+                  AND {_is_latest_attempt("v", "log_id")}
                 """
             ),
             {

@@ -171,6 +171,17 @@ def message_filter_parameters(f: MessageFilter) -> dict[str, Any]:
     return values
 
 
+# Filter parameters holding a list of values, and the column each one matches.
+_LIST_PARAMETER_COLUMNS = {
+    "statuses": "status",
+    "channels": "channel",
+    "communication_types": "communication_type",
+    "recipients": "recipient",
+    "campaign_ids": "campaign_id",
+    "client_ids": "client_id",
+}
+
+
 def _message_condition(
     name: str, value: Any = _UNSET, *, spread: Mapping[str, int] | None = None
 ) -> ColumnElement[bool]:
@@ -185,18 +196,9 @@ def _message_condition(
             return m.body.ilike(_bind(name, m.body, value), escape="\\")
         case "content_type" | "country_code" | "direction" | "queue_id":
             return m[name] == _bind(name, m[name], value)
-        case "statuses":
-            return _one_of(m.status, name, value, spread=spread)
-        case "channels":
-            return _one_of(m.channel, name, value, spread=spread)
-        case "communication_types":
-            return _one_of(m.communication_type, name, value, spread=spread)
-        case "recipients":
-            return _one_of(m.recipient, name, value, spread=spread)
-        case "campaign_ids":
-            return _one_of(m.campaign_id, name, value, spread=spread)
-        case "client_ids":
-            return _one_of(m.client_id, name, value, spread=spread)
+        case list_parameter if list_parameter in _LIST_PARAMETER_COLUMNS:
+            column = m[_LIST_PARAMETER_COLUMNS[list_parameter]]
+            return _one_of(column, name, value, spread=spread)
         case "provider":
             return func.lower(m.provider) == _bind(name, m.provider, value)
         case "sent_from":

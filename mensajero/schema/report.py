@@ -190,16 +190,7 @@ class MessagingReport:
                 )
                 for c in report.by_channel
             ],
-            by_day=[
-                DayVolume(
-                    day=d.day,
-                    outbound=d.outbound,
-                    inbound=d.inbound,
-                    delivered=d.delivered,
-                    failed=d.failed,
-                )
-                for d in report.by_day
-            ],
+            by_day=[DayVolume(**report_service.fields_of(d)) for d in report.by_day],
             conversations=ConversationMetrics.of(report.conversations),
         )
 
