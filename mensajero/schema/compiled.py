@@ -869,7 +869,9 @@ class CompiledListsExtension(SchemaExtension):
         request = getattr(context, "request", None)
         if (
             isinstance(request, Request)
-            and getattr(request.app.state, "settings", get_settings()).graphql_compiled_lists
+            and (
+                getattr(request.app.state, "settings", None) or get_settings()
+            ).graphql_compiled_lists
             and execution_context.result is None
         ):
             compiled = CompiledListsExtension.compiled
